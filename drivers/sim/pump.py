@@ -53,6 +53,10 @@ class LedgerEntry:
     ended_by: str  #: "hang", "preset", "stop", "power"
 
 
+def _pow10(n: int) -> int:
+    return int(10**n)
+
+
 @dataclass
 class _Totals:
     volume: int = 0
@@ -102,14 +106,14 @@ class SimPump:
         """round-half-up(volume * price) in raw amount units."""
         dec = self.decimals
         p = self.fill_price if price is None else price
-        num = volume * p * 10**dec.amount
-        den = 10 ** (dec.volume + dec.price)
+        num = volume * p * _pow10(dec.amount)
+        den = _pow10(dec.volume + dec.price)
         return (2 * num + den) // (2 * den)
 
     def _amount_limit(self, amount: int) -> int:
         dec = self.decimals
         price = max(self.fill_price, 1)
-        vol = amount * 10 ** (dec.volume + dec.price) // (price * 10**dec.amount) + 1
+        vol = amount * _pow10(dec.volume + dec.price) // (price * _pow10(dec.amount)) + 1
         while vol > 0 and self.amount_for(vol) > amount:
             vol -= 1
         return vol
