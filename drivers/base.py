@@ -71,7 +71,7 @@ class LineError(DriverError):
     """The serial line cannot be opened or has gone away."""
 
 
-class CommandRejected(DriverError):  # noqa: N818 - public name, kept
+class CommandRejected(DriverError):
     """A command is not allowed now (pump offline, wrong state, unknown pump)."""
 
 

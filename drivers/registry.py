@@ -26,9 +26,7 @@ def create_line_driver(config: LineConfig, sink: EventSink) -> LineDriver:
         module_name, class_name = DRIVERS[config.protocol]
     except KeyError:
         known = ", ".join(sorted(DRIVERS))
-        raise ConfigError(
-            f"line {config.name}: unknown protocol {config.protocol!r} (known: {known})"
-        ) from None
+        raise ConfigError(f"line {config.name}: unknown protocol {config.protocol!r} (known: {known})") from None
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:

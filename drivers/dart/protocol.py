@@ -190,9 +190,7 @@ class DartBus:
         """Bytes from the line."""
         for item in self._decoder.feed(data):
             if isinstance(item, DecodeError):
-                self._fault(
-                    self._await.link if self._await else None, now, f"{item.reason}: {item.raw.hex(' ')}"
-                )
+                self._fault(self._await.link if self._await else None, now, f"{item.reason}: {item.raw.hex(' ')}")
                 # garbage alone may precede the reply: only a broken frame ends the exchange early
                 self._garbled = self._garbled or item.reason != "garbage"
             else:

@@ -120,9 +120,7 @@ class Responder:
             elif isinstance(block, CdCommand):
                 self._command(block.dcc, now, allowed, volume, amount)
 
-    def _command(
-        self, dcc: int, now: float, allowed: tuple[int, ...], vol: int | None, amo: int | None
-    ) -> None:
+    def _command(self, dcc: int, now: float, allowed: tuple[int, ...], vol: int | None, amo: int | None) -> None:
         pump = self.pump
         if dcc == Dcc.RETURN_STATUS:
             self.force_report = True

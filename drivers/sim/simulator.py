@@ -103,9 +103,7 @@ class PumpSimulator:
 
     def _serve(self, stream: Stream) -> None:
         self._streams.append(stream)
-        self.spawn(
-            f"sim-serve-{len(self._streams)}", lambda: serve(stream, self._handle, self._stop, self.baudrate)
-        )
+        self.spawn(f"sim-serve-{len(self._streams)}", lambda: serve(stream, self._handle, self._stop, self.baudrate))
 
     def spawn(self, name: str, target: Callable[[], None]) -> None:
         """Run ``target`` in a daemon thread stopped by :meth:`close`."""
