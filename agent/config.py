@@ -1,0 +1,249 @@
+"""Station configuration: a TOML file, validated whole before anything starts.
+
+``load_config(path)`` returns a frozen ``StationConfig`` or raises
+``ConfigError`` naming the key (dotted path, list indexes included) and what
+was expected.  The agent never starts on half a config: every check runs
+before the first side effect.  ``forecourt config check FILE`` runs the same
+code and exits 2 on an error.
+
+Example (the full reference is docs/config.md)::
+
+    [station]
+    id = "S001"
+    name = "示例加油站"
+
+    [[grades]]
+    code = "92"
+    name = "92#汽油"
+    price_fen = 789
+
+    [[lines]]
+    name = "bus1"
+    protocol = "dart"
+    url = "socket://127.0.0.1:7001"
+
+    [[lines.pumps]]
+    pump_id = 1
+    address = 0x50
+    nozzles = [{ number = 1, logical = 1, grade = "92" }]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "ApiConfig",
+    "CenterConfig",
+    "ConfigError",
+    "GradeConfig",
+    "LineConf",
+    "NozzleConf",
+    "PolicyConfig",
+    "PumpConf",
+    "StationConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``str()`` names each bad key and what was expected."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class StationSection(_Model):
+    id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+    name: str = ""
+    language: Literal["zh_CN", "en"] = "zh_CN"
+
+
+class ApiConfig(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8640
+    #: Bearer token for the local API; when empty, ``token_file`` is read (created 0600 if missing).
+    token: str = ""
+    token_file: str = "api-token"
+
+
+class DatabaseConfig(_Model):
+    path: str = "forecourt.db"
+
+
+class CenterConfig(_Model):
+    url: str = "http://127.0.0.1:8650"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+
+
+class GradeConfig(_Model):
+    code: Annotated[str, Field(min_length=1, max_length=16)]
+    name: str
+    price_fen: Annotated[int, Field(ge=1, le=100_000)]
+
+
+class NozzleConf(_Model):
+    number: Annotated[int, Field(ge=1, le=999)]
+    logical: Annotated[int, Field(ge=1, le=15)]
+    grade: str
+
+
+class DecimalsConf(_Model):
+    volume: Annotated[int, Field(ge=0, le=3)] = 2
+    amount: Annotated[int, Field(ge=0, le=2)] = 2
+    price: Annotated[int, Field(ge=0, le=2)] = 2
+
+
+class PumpConf(_Model):
+    pump_id: Annotated[int, Field(ge=1, le=999)]
+    address: Annotated[int, Field(ge=0)]
+    nozzles: Annotated[list[NozzleConf], Field(min_length=1, max_length=15)]
+    decimals: DecimalsConf = DecimalsConf()
+    writes_enabled: bool = True
+    tx_wrap_to: Literal[0, 1] = 1
+
+
+class LineConf(_Model):
+    name: Annotated[str, Field(min_length=1)]
+    protocol: Literal["dart"]
+    url: Annotated[str, Field(min_length=1)]
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200] = 9600
+    response_timeout_s: Annotated[float, Field(gt=0, le=5)] = 0.1
+    max_consecutive_timeouts: Annotated[int, Field(ge=1, le=100)] = 5
+    pumps: Annotated[list[PumpConf], Field(min_length=1, max_length=32)]
+
+    @model_validator(mode="after")
+    def _addresses(self) -> LineConf:
+        seen: set[int] = set()
+        for i, p in enumerate(self.pumps):
+            if self.protocol == "dart" and not 0x50 <= p.address <= 0x6F:
+                raise ValueError(f"pumps[{i}].address: DART address must be 0x50..0x6F, got {p.address:#x}")
+            if p.address in seen:
+                raise ValueError(f"pumps[{i}].address: {p.address:#x} is used twice on this line")
+            seen.add(p.address)
+        return self
+
+
+class PolicyConfig(_Model):
+    #: R3: no authorization on nozzle lift unless the manager enabled it.
+    auto_authorize: bool = False
+    #: R6: completed-but-unpaid sales allowed per pump before a new authorization is refused.
+    max_unpaid_per_pump: Annotated[int, Field(ge=0, le=5)] = 1
+    #: An unpaid order is closed (and its locks released) after this many seconds.
+    order_timeout_s: Annotated[int, Field(ge=30, le=86_400)] = 900
+    #: Largest price step (fen/L) accepted in one change without a center instruction.
+    max_price_step_fen: Annotated[int, Field(ge=1, le=10_000)] = 200
+
+
+class StationConfig(_Model):
+    station: StationSection
+    api: ApiConfig = ApiConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    center: CenterConfig = CenterConfig()
+    policy: PolicyConfig = PolicyConfig()
+    grades: Annotated[list[GradeConfig], Field(min_length=1)]
+    lines: list[LineConf] = []
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StationConfig:
+        codes = [g.code for g in self.grades]
+        dup = {c for c in codes if codes.count(c) > 1}
+        if dup:
+            raise ValueError(f"grades: grade code(s) {sorted(dup)} defined twice")
+        pump_ids: set[int] = set()
+        guns: set[int] = set()
+        for li, line in enumerate(self.lines):
+            for pi, pump in enumerate(line.pumps):
+                where = f"lines[{li}].pumps[{pi}]"
+                if pump.pump_id in pump_ids:
+                    raise ValueError(f"{where}.pump_id: pump {pump.pump_id} is defined twice")
+                pump_ids.add(pump.pump_id)
+                logicals: set[int] = set()
+                for ni, nz in enumerate(pump.nozzles):
+                    if nz.grade not in codes:
+                        raise ValueError(
+                            f"{where}.nozzles[{ni}].grade: unknown grade {nz.grade!r}, expected one of {codes}"
+                        )
+                    if nz.number in guns:
+                        raise ValueError(f"{where}.nozzles[{ni}].number: gun {nz.number} is used twice")
+                    if nz.logical in logicals:
+                        raise ValueError(f"{where}.nozzles[{ni}].logical: {nz.logical} repeats on this pump")
+                    guns.add(nz.number)
+                    logicals.add(nz.logical)
+        names = [line.name for line in self.lines]
+        if len(set(names)) != len(names):
+            raise ValueError("lines: line names must be unique")
+        return self
+
+    # convenience lookups ------------------------------------------------
+    def grade_price(self, code: str) -> int:
+        return next(g.price_fen for g in self.grades if g.code == code)
+
+    def pump(self, pump_id: int) -> PumpConf | None:
+        return next((p for line in self.lines for p in line.pumps if p.pump_id == pump_id), None)
+
+    def all_pumps(self) -> list[PumpConf]:
+        return [p for line in self.lines for p in line.pumps]
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not out:
+            out = part
+        else:
+            out += f".{part}"
+    return out or "(top level)"
+
+
+def _issues(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors(include_url=False):
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (typo?)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        key = _loc(tuple(e["loc"]))
+        # Cross-field checks name their own key inside the message.
+        problems.append(msg if key == "(top level)" else f"{key}: {msg}")
+    return problems
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> StationConfig:
+    """Validate an already-parsed TOML document."""
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_issues(exc), source) from None
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read and validate a TOML config file; raise ConfigError naming every problem."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"cannot read file: {exc.strerror}"], str(p)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(["file is not UTF-8 text"], str(p)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(p)) from None
+    return parse_config(data, str(p))

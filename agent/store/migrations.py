@@ -1,0 +1,217 @@
+"""Versioned, forward-only schema migrations.
+
+``PRAGMA user_version`` holds the schema version.  Each step runs in its own
+``BEGIN IMMEDIATE`` transaction together with the version bump, so a failing
+step leaves the database exactly as it was.  A database newer than this
+program is refused (``SchemaTooNew``), never downgraded.
+
+Rules: never edit a step that has shipped; add a new one.  Expand, then
+contract, so a rolled-back program still runs on the expanded schema.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from agent.store.db import MigrationFailed, SchemaTooNew
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+Step = Callable[[sqlite3.Connection], None]
+
+
+def _v1_core(c: sqlite3.Connection) -> None:
+    """Fills, orders with lines, the outbox and inbox, counters, audit."""
+    for sql in (
+        """CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)""",
+        """CREATE TABLE fills (
+            fill_id TEXT PRIMARY KEY,
+            pump_id INTEGER NOT NULL,
+            nozzle INTEGER,
+            grade TEXT,
+            state TEXT NOT NULL,
+            volume_ml INTEGER NOT NULL DEFAULT 0 CHECK (volume_ml >= 0),
+            amount_fen INTEGER NOT NULL DEFAULT 0 CHECK (amount_fen >= 0),
+            price_fen INTEGER,
+            price_set_version INTEGER,
+            preset_amount_fen INTEGER,
+            preset_volume_ml INTEGER,
+            start_total_ml INTEGER,
+            end_total_ml INTEGER,
+            completion_key TEXT UNIQUE,
+            order_id TEXT,
+            authorized_at_ms INTEGER,
+            finished_at_ms INTEGER,
+            created_at_ms INTEGER NOT NULL
+        )""",
+        "CREATE INDEX fills_pump_state ON fills(pump_id, state)",
+        """CREATE TABLE orders (
+            order_id TEXT PRIMARY KEY,
+            receipt_no TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL CHECK (state IN ('init', 'paid', 'closed')),
+            cashier TEXT,
+            member_id TEXT,
+            shift_id TEXT,
+            total_fen INTEGER NOT NULL CHECK (total_fen >= 0),
+            discount_fen INTEGER NOT NULL DEFAULT 0 CHECK (discount_fen >= 0),
+            payable_fen INTEGER NOT NULL CHECK (payable_fen >= 0),
+            request_key TEXT UNIQUE,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            paid_at_ms INTEGER
+        )""",
+        """CREATE TABLE order_lines (
+            order_id TEXT NOT NULL REFERENCES orders(order_id),
+            line_no INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('fuel', 'item', 'amount')),
+            name TEXT NOT NULL,
+            sku TEXT,
+            fill_id TEXT REFERENCES fills(fill_id),
+            quantity INTEGER NOT NULL DEFAULT 1,
+            volume_ml INTEGER NOT NULL DEFAULT 0,
+            unit_price_fen INTEGER NOT NULL DEFAULT 0,
+            amount_fen INTEGER NOT NULL CHECK (amount_fen >= 0),
+            discount_fen INTEGER NOT NULL DEFAULT 0 CHECK (discount_fen >= 0 AND discount_fen <= amount_fen),
+            PRIMARY KEY (order_id, line_no)
+        )""",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            aggregate TEXT NOT NULL,
+            aggregate_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'confirmed', 'parked')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at_ms INTEGER NOT NULL,
+            confirmed_at_ms INTEGER
+        )""",
+        "CREATE INDEX outbox_pending ON outbox(state, id)",
+        """CREATE TABLE inbox (
+            command_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT,
+            received_at_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            before TEXT NOT NULL DEFAULT '{}',
+            after TEXT NOT NULL DEFAULT '{}'
+        )""",
+        # The audit log cannot be edited or deleted through SQL either.
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit entries are immutable'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+           BEGIN SELECT RAISE(ABORT, 'audit entries are immutable'); END""",
+    ):
+        c.execute(sql)
+
+
+def _v2_payments_shifts(c: sqlite3.Connection) -> None:
+    """Payment legs, refunds and shifts."""
+    for sql in (
+        """CREATE TABLE payments (
+            payment_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL REFERENCES orders(order_id),
+            leg_no INTEGER NOT NULL,
+            tender TEXT NOT NULL,
+            amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+            state TEXT NOT NULL,
+            provider_ref TEXT,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            UNIQUE (order_id, leg_no)
+        )""",
+        """CREATE TABLE refunds (
+            refund_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL REFERENCES orders(order_id),
+            payment_id TEXT NOT NULL REFERENCES payments(payment_id),
+            amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+            reason TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE shifts (
+            shift_id TEXT PRIMARY KEY,
+            cashier TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+            opened_at_ms INTEGER NOT NULL,
+            closed_at_ms INTEGER,
+            report TEXT
+        )""",
+        """CREATE TRIGGER shifts_closed_immutable BEFORE UPDATE ON shifts
+           WHEN OLD.state = 'closed'
+           BEGIN SELECT RAISE(ABORT, 'a closed shift is immutable'); END""",
+    ):
+        c.execute(sql)
+
+
+def _v3_members_prices(c: sqlite3.Connection) -> None:
+    """Member cache, coupons, versioned price sets; fills keep the price-set version."""
+    for sql in (
+        """CREATE TABLE members (
+            member_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            level TEXT NOT NULL DEFAULT 'normal',
+            phone TEXT,
+            card_no TEXT,
+            plates TEXT NOT NULL DEFAULT '[]',
+            balance_fen INTEGER NOT NULL DEFAULT 0,
+            points INTEGER NOT NULL DEFAULT 0,
+            updated_at_ms INTEGER NOT NULL
+        )""",
+        "CREATE INDEX members_phone ON members(phone)",
+        """CREATE TABLE coupons (
+            coupon_id TEXT PRIMARY KEY,
+            member_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('cash', 'rate')),
+            value INTEGER NOT NULL CHECK (value > 0),
+            min_spend_fen INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'available',
+            locked_by_order TEXT,
+            updated_at_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE price_sets (
+            version INTEGER PRIMARY KEY,
+            prices TEXT NOT NULL,
+            source TEXT NOT NULL,
+            effective_at_ms INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        )""",
+    ):
+        c.execute(sql)
+
+
+#: Index i holds the step that takes the schema from version i to i + 1.
+MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+    """Apply every pending step up to ``target``; return the resulting version."""
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"database schema version {current} is newer than this program's {SCHEMA_VERSION}: "
+            "install the newer Forecourt version (the data was not touched)"
+        )
+    for version in range(current, target):
+        step = MIGRATIONS[version]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            raise MigrationFailed(f"migration to version {version + 1} ({step.__name__}) failed: {exc}") from exc
+    return max(current, target)

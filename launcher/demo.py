@@ -1,0 +1,162 @@
+"""``forecourt demo``: the whole station on one machine, with simulators.
+
+Starts, as child processes: the pump bus simulator (8 DART pumps on TCP,
+simulated customers), the agent (store + local API), and — as their issues
+land — Mosquitto, the trade-center simulator and the dual-screen UI.
+Headless mode renders the screens offscreen.  Ctrl-C (or ``--run-for``)
+stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+__all__ = ["demo_config", "run_demo"]
+
+GRADES = (("92", "92#汽油", 789), ("95", "95#汽油", 839), ("98", "98#汽油", 929), ("0", "0#柴油", 765))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_config(station_id: str, pumps: int, bus_url: str, api_port: int, nozzles_per_pump: int = 2) -> str:
+    """A station config for ``pumps`` simulated DART pumps (two nozzles each) on one line."""
+    out = [
+        "[station]", f'id = "{station_id}"', 'name = "演示加油站"', "",
+        "[api]", 'host = "127.0.0.1"', f"port = {api_port}", "",
+        "[database]", 'path = "forecourt.db"', "",
+    ]
+    for code, name, price in GRADES:
+        out += ["[[grades]]", f'code = "{code}"', f'name = "{name}"', f"price_fen = {price}", ""]
+    out += ["[[lines]]", 'name = "bus1"', 'protocol = "dart"', f'url = "{bus_url}"', ""]
+    gun = 1
+    for i in range(pumps):
+        nozzles = []
+        for n in range(1, nozzles_per_pump + 1):
+            grade = GRADES[(i + n - 1) % len(GRADES)][0]
+            nozzles.append(f'{{ number = {gun}, logical = {n}, grade = "{grade}" }}')
+            gun += 1
+        out += ["[[lines.pumps]]", f"pump_id = {i + 1}", f"address = 0x{0x50 + i:02X}",
+                f"nozzles = [{', '.join(nozzles)}]", ""]
+    return "\n".join(out)
+
+
+class _Children:
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        log = log_path.open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        self.procs.append((name, proc))
+        print(f"[demo] started {name} (pid {proc.pid}), log: {log_path}", flush=True)
+
+    def check(self) -> str | None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode}"
+        return None
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            print(f"[demo] stopped {name}", flush=True)
+
+
+def _wait_health(url: str, children: _Children, timeout_s: float = 30.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        failed = children.check()
+        if failed:
+            raise RuntimeError(failed)
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:  # noqa: S310 - loopback
+                body: dict[str, object] = json.load(r)
+                return body
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"agent did not answer {url}/health within {timeout_s:.0f} s ({last})")
+
+
+def _pump_sim_available() -> bool:
+    try:
+        import drivers.sim.cli  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    workdir = Path(args.dir or os.environ.get("FORECOURT_DEMO_DIR", "var/demo")).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, FORECOURT_DEV="1", PYTHONUNBUFFERED="1")
+    if args.headless:
+        env["QT_QPA_PLATFORM"] = "offscreen"
+    exe = [sys.executable, "-m", "main"]
+    children = _Children()
+    bus_port, control_port = free_port(), free_port()
+    cfg_path = workdir / "station.toml"
+    cfg_path.write_text(demo_config("DEMO01", args.pumps, f"socket://127.0.0.1:{bus_port}", args.port),
+                        encoding="utf-8")
+    rc = 0
+    try:
+        if _pump_sim_available():
+            sim = exe + ["sim", "pumps", "--simulate", "--pumps", str(args.pumps), "--nozzles-per-pump", "2",
+                         "--tcp", f"127.0.0.1:{bus_port}", "--control", f"127.0.0.1:{control_port}",
+                         "--ledger", str(workdir / "pump-ledger.jsonl")]
+            if not args.no_traffic:
+                sim.append("--demo-traffic")
+            children.start("pump simulator", sim, workdir / "pumps.log", env)
+            agent_flags: list[str] = []
+        else:
+            agent_flags = ["--no-pumps"]
+        children.start("agent", exe + ["agent", "--config", str(cfg_path), *agent_flags],
+                       workdir / "agent.log", env)
+        url = f"http://127.0.0.1:{args.port}"
+        health = _wait_health(url, children)
+        token = (workdir / "api-token").read_text(encoding="utf-8").strip()
+        print(f"[demo] agent is up: {url}/health → {json.dumps(health, ensure_ascii=False)}", flush=True)
+        print(f"[demo] API docs: {url}/docs  token: {workdir / 'api-token'} ({token[:6]}…)", flush=True)
+        print(f"[demo] pump simulator control: 127.0.0.1:{control_port}; Ctrl-C stops the demo", flush=True)
+        stop_at = time.monotonic() + args.run_for if args.run_for else None
+        stopping = {"flag": False}
+
+        def _stop(*_: object) -> None:
+            stopping["flag"] = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        while not stopping["flag"] and (stop_at is None or time.monotonic() < stop_at):
+            failed = children.check()
+            if failed:
+                print(f"[demo] {failed}: stopping (see the logs in {workdir})", file=sys.stderr)
+                rc = 1
+                break
+            time.sleep(0.5)
+    except RuntimeError as exc:
+        print(f"[demo] {exc} (logs in {workdir})", file=sys.stderr)
+        rc = 1
+    finally:
+        children.stop()
+    return rc

@@ -1,0 +1,273 @@
+"""Composition root and CLI: ``forecourt <command>``.
+
+Only this module builds concrete things (store, drivers, API server, sync
+clients, windows).  A headless command never imports PySide6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("forecourt")
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_STORE = 0, 1, 2, 3
+
+
+# ---------------------------------------------------------------- agent
+def cmd_agent(args: argparse.Namespace) -> int:
+    from agent.api import ApiServer, create_app
+    from agent.api.server import load_or_create_token
+    from agent.config import ConfigError, load_config
+    from agent.service import Agent
+    from agent.store import StoreError
+    from agent.store.db import Store
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    base = Path(args.config).resolve().parent
+    db_path = _resolve(base, args.db or config.database.path)
+    try:
+        store = Store(db_path)
+    except StoreError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    token = config.api.token or load_or_create_token(_resolve(base, config.api.token_file))
+    agent = Agent(config, store)
+    pumps = _start_pumps(agent, config) if not args.no_pumps else None
+    app = create_app(agent, token, extra_routes=pumps.routes if pumps else None)
+    port = args.port if args.port is not None else config.api.port
+    server = ApiServer(app, host=config.api.host, port=port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server.start()
+    except RuntimeError as exc:
+        print(f"local API: {exc}", file=sys.stderr)
+        if pumps:
+            pumps.stop()
+        agent.close()
+        return EXIT_FAIL
+    log.info("agent for station %s listening on %s", config.station.id, server.url)
+    if args.ready_file:
+        Path(args.ready_file).write_text(json.dumps({"url": server.url, "pid": os.getpid()}))
+    print(f"forecourt agent: station {config.station.id}, API {server.url}", flush=True)
+    stop.wait()
+    server.stop()
+    if pumps:
+        pumps.stop()
+    agent.close()
+    return EXIT_OK
+
+
+def _start_pumps(agent: Any, config: Any) -> Any:
+    """Start the forecourt controller when the pump layer is present and lines are configured."""
+    try:
+        from agent.forecourt import build_forecourt
+    except ImportError:
+        return None
+    return build_forecourt(agent, config)
+
+
+def _resolve(base: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else base / q
+
+
+# ---------------------------------------------------------------- config
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from agent.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as exc:
+        print(f"{exc.source}: INVALID", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return EXIT_CONFIG
+    pumps = cfg.all_pumps()
+    print(f"{args.file}: OK — station {cfg.station.id}, {len(cfg.grades)} grades, "
+          f"{len(cfg.lines)} lines, {len(pumps)} pumps, {sum(len(p.nozzles) for p in pumps)} nozzles")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- backup
+def cmd_backup(args: argparse.Namespace) -> int:
+    from agent.store import StoreError, backup
+
+    src = Path(args.db)
+    if not src.exists():
+        print(f"no database at {src}", file=sys.stderr)
+        return EXIT_FAIL
+    dest = Path(args.out) if args.out else src.with_name(
+        f"{src.stem}-backup-{__import__('time').strftime('%Y%m%d-%H%M%S')}{src.suffix}")
+    bar = _Progress("backup")
+    try:
+        backup(src, dest, progress=bar.update)
+    except StoreError as exc:
+        bar.done()
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    bar.done()
+    print(f"backup written and verified: {dest} ({dest.stat().st_size} bytes)")
+    return EXIT_OK
+
+
+class _Progress:
+    """A one-line text progress bar on stderr."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        width = 30
+        filled = width * done // total
+        line = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {100 * done // total:3d}%"
+        if self.tty or done == total:
+            print(line, end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        print("", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- doctor
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import run_checks
+
+    results = run_checks(config_path=args.config, db_path=args.db, api_url=args.api)
+    worst = 0
+    for r in results:
+        print(f"[{r.level:4}] {r.name}: {r.message}" + (f"\n       → {r.action}" if r.action else ""))
+        worst = max(worst, {"OK": 0, "WARN": 1, "FAIL": 2}[r.level])
+    return EXIT_FAIL if worst == 2 else EXIT_OK
+
+
+# ---------------------------------------------------------------- sync
+def cmd_sync_status(args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        resp = httpx.get(args.api.rstrip("/") + "/api/v1/sync/status",
+                         headers={"Authorization": f"Bearer {_token(args)}"}, timeout=5.0)
+        resp.raise_for_status()
+    except (httpx.HTTPError, OSError) as exc:
+        print(f"agent not reachable at {args.api}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(json.dumps(resp.json(), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token:
+        return str(args.token)
+    return Path(args.token_file).read_text(encoding="utf-8").strip()
+
+
+# ---------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from launcher.demo import run_demo
+
+    return run_demo(args)
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="forecourt", description="Forecourt station edge agent")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    a = sub.add_parser("agent", help="run the station agent (pumps, store, local API)")
+    a.add_argument("--config", required=True, help="station config TOML")
+    a.add_argument("--db", help="database path (default: from config, relative to it)")
+    a.add_argument("--port", type=int, help="local API port (0 = any free port)")
+    a.add_argument("--ready-file", help="write {url, pid} JSON here once the API answers")
+    a.add_argument("--no-pumps", action="store_true", help="do not open the pump lines")
+    a.set_defaults(func=cmd_agent)
+
+    d = sub.add_parser("demo", help="everything with simulators: agent, pumps, center, broker, UI")
+    d.add_argument("--headless", action="store_true", help="no windows (screens render offscreen)")
+    d.add_argument("--pumps", type=int, default=8, help="simulated pumps (default 8)")
+    d.add_argument("--dir", default=None, help="working directory for the demo's files")
+    d.add_argument("--port", type=int, default=8640, help="local API port")
+    d.add_argument("--run-for", type=float, default=None, help="stop after N seconds (smoke tests)")
+    d.add_argument("--no-traffic", action="store_true", help="no simulated customers")
+    d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("config", help="configuration tools")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    cc = csub.add_parser("check", help="validate a config file (exit 2 when invalid)")
+    cc.add_argument("file")
+    cc.set_defaults(func=cmd_config_check)
+
+    b = sub.add_parser("backup", help="online backup of the database, verified")
+    b.add_argument("--db", required=True)
+    b.add_argument("--out", help="target file (default: next to the database, timestamped)")
+    b.set_defaults(func=cmd_backup)
+
+    dr = sub.add_parser("doctor", help="health report for a technician (exit 1 on FAIL)")
+    dr.add_argument("--config", help="station config TOML")
+    dr.add_argument("--db", help="database path")
+    dr.add_argument("--api", help="local API URL to probe, e.g. http://127.0.0.1:8640")
+    dr.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("sync", help="trade-center sync tools")
+    ssub = s.add_subparsers(dest="sync_command", required=True)
+    ss = ssub.add_parser("status", help="outbox depth, oldest age, parked, last success")
+    ss.add_argument("--api", default="http://127.0.0.1:8640")
+    ss.add_argument("--token")
+    ss.add_argument("--token-file", default="api-token")
+    ss.set_defaults(func=cmd_sync_status)
+
+    _add_optional_commands(sub)
+    return p
+
+
+def _add_optional_commands(sub: Any) -> None:
+    """Commands whose modules live in other layers (simulators, protocol tools)."""
+    sim = sub.add_parser("sim", help="simulators for demo and tests (needs FORECOURT_DEV=1 or --simulate)")
+    simsub = sim.add_subparsers(dest="sim_command", required=True)
+    try:
+        from drivers.sim import cli as pump_sim_cli
+    except ImportError:
+        pump_sim_cli = None
+    if pump_sim_cli is not None:
+        sp = simsub.add_parser("pumps", help="DART pump bus simulator on a PTY or TCP port")
+        pump_sim_cli.add_arguments(sp)
+        sp.set_defaults(func=pump_sim_cli.run)
+    proto = sub.add_parser("proto", help="pump protocol tools")
+    psub = proto.add_subparsers(dest="proto_command", required=True)
+    try:
+        from drivers.dart import decode as dart_decode
+    except ImportError:
+        dart_decode = None
+    if dart_decode is not None:
+        pd = psub.add_parser("decode", help="decode captured bus frames (hex) to JSON")
+        dart_decode.add_arguments(pd)
+        pd.set_defaults(func=dart_decode.run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
