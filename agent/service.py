@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.clock import Clock, IdSource, SystemClock, UuidIds
 from agent.config import StationConfig
+from agent.errors import Unavailable
 from agent.events import EventBus
 from agent.orders import OrderService
 from agent.store import Store
@@ -37,6 +38,30 @@ class Agent:
         self.orders = OrderService(store, self.clock, self.ids, self.bus, config.station.id)
         self.started_at_ms = self.clock.now_ms()
         self._extra_health: dict[str, Any] = {}
+        self._links: dict[str, bool] = {"center": False, "broker": False}
+
+    # ------------------------------------------------------------ connectivity
+    def set_link(self, name: str, up: bool, detail: str = "") -> None:
+        """The sync layer reports whether the center (HTTP) or the broker (MQTT) is reachable.
+
+        Publishes ``sync.link`` on a change; ``online`` is the center's state, which decides
+        whether online-only operations (QR, coupon lock, member creation, invoices) are allowed.
+        """
+        if self._links.get(name) == up:
+            return
+        self._links[name] = up
+        self.bus.publish("sync.link", {"link": name, "up": up, "detail": detail, "online": self.online,
+                                       **self.sync_status()})
+
+    @property
+    def online(self) -> bool:
+        return self._links.get("center", False)
+
+    def require_online(self, what: str) -> None:
+        """Refuse an online-only operation with a clear message while the center is unreachable."""
+        if not self.online:
+            raise Unavailable(f"{what} needs the trade center, which is not reachable now (offline mode)",
+                              code="offline", operation=what)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -45,6 +70,8 @@ class Agent:
             "version": VERSION,
             "schema_version": SCHEMA_VERSION,
             "uptime_s": (self.clock.now_ms() - self.started_at_ms) // 1000,
+            "online": self.online,
+            "links": dict(self._links),
             **self._extra_health,
         }
 
@@ -52,7 +79,8 @@ class Agent:
         self._extra_health[key] = value
 
     def sync_status(self) -> dict[str, Any]:
-        return outbox_status(self.store.reader(), self.clock.now_ms())
+        return {**outbox_status(self.store.reader(), self.clock.now_ms()), "online": self.online,
+                "links": dict(self._links)}
 
     def station(self) -> dict[str, Any]:
         c = self.config
