@@ -117,7 +117,7 @@ def bcd_decode(data: bytes) -> int:
     text = data.hex()
     if not text.isdigit():
         raise BlockError(f"bad BCD {text}")
-    return int(text) if text else 0
+    return int(text)
 
 
 class Block:

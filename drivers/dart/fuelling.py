@@ -344,7 +344,7 @@ class FuellingPoint:
             # volume went backwards: a new fill started unseen (R8) -> flush the old one
             self._finish = _Finish(self.nozzle, False, fill=self._progress)
             self._emit_finished(now, force=True)
-            self._finished = False
+            self._finished, self._sale_open = False, True
         if fill != self._progress:
             self._progress = fill
             dec = self.config.decimals

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from drivers.base import Decimals, DriverEvent, LineConfig, PumpConfig
+from drivers.base import Command, Decimals, DriverEvent, LineConfig, PumpConfig
 from drivers.dart.protocol import DartBus, Timing
 from drivers.sim.line import SimLine
 from drivers.sim.pump import LedgerEntry, SimPump
@@ -30,8 +30,7 @@ class Wire:
         self.now = 1000.0
         self.ledger: list[LedgerEntry] = []
         self.sim_pumps = [
-            SimPump(i + 1, 0x50 + i, nozzles, Decimals(), speed=speed, on_fill=self.ledger.append)
-            for i in range(pumps)
+            SimPump(i + 1, 0x50 + i, nozzles, Decimals(), speed=speed, on_fill=self.ledger.append) for i in range(pumps)
         ]
         self.responders = [Responder(p, tx_wrap_to) for p in self.sim_pumps]
         self.line = SimLine(self.responders, seed=seed)
@@ -51,6 +50,12 @@ class Wire:
             for p in self.sim_pumps:
                 p.set_prices(prices[: len(nozzles)])
                 p.status = 1
+
+    def submit(self, command: Command, now: float | None = None) -> None:
+        self.events += self.bus.submit(command, self.now if now is None else now)
+
+    def emergency_stop(self, pump_id: int, now: float | None = None) -> None:
+        self.events += self.bus.emergency_stop(pump_id, self.now if now is None else now)
 
     def step(self) -> None:
         """One exchange (or one timeout)."""
