@@ -191,8 +191,23 @@ def _v3_members_prices(c: sqlite3.Connection) -> None:
         c.execute(sql)
 
 
+def _v4_pump_settings(c: sqlite3.Connection) -> None:
+    """Per-pump settings that survive restarts: lock (maintenance) and why."""
+    c.execute(
+        """CREATE TABLE pump_settings (
+            pump_id INTEGER PRIMARY KEY,
+            locked INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL DEFAULT '',
+            updated_at_ms INTEGER NOT NULL
+        )"""
+    )
+    c.execute("ALTER TABLE fills ADD COLUMN start_total_fen INTEGER")
+    c.execute("ALTER TABLE fills ADD COLUMN end_total_fen INTEGER")
+    c.execute("ALTER TABLE fills ADD COLUMN note TEXT")
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
-MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices)
+MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
