@@ -136,6 +136,7 @@ class DartLineDriver(LineDriver):
                 if now < free_at:
                     data = transport.read(free_at - now)
                     if data:
+                        self.bytes_on_wire += len(data)
                         free_at += len(data) * self._byte_s
                         self._emit(bus.receive(data, clock()))
                     continue
