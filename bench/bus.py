@@ -57,10 +57,10 @@ def measure(pumps: int) -> tuple[float, float, float]:
                 pass
         frames0, bytes0 = driver.frames_sent, driver.bytes_on_wire
         wall0, cpu0 = time.monotonic(), time.process_time()
-        threading_wait = time.monotonic() + WINDOW_S
-        while time.monotonic() < threading_wait:
+        window_end = time.monotonic() + WINDOW_S
+        while time.monotonic() < window_end:
             try:
-                events.get(timeout=max(0.0, threading_wait - time.monotonic()))
+                events.get(timeout=max(0.0, window_end - time.monotonic()))
             except queue.Empty:
                 pass
         wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
