@@ -206,8 +206,38 @@ def _v4_pump_settings(c: sqlite3.Connection) -> None:
     c.execute("ALTER TABLE fills ADD COLUMN note TEXT")
 
 
+def _v5_sync(c: sqlite3.Connection) -> None:
+    """Sync: per-aggregate outbox index, applied config versions, mobile orders from the center."""
+    for sql in (
+        # The relay sends the oldest pending message of each aggregate: this index answers
+        # "is there an earlier pending message of this aggregate?" without a scan.
+        "CREATE INDEX outbox_aggregate ON outbox(aggregate, aggregate_id, state, id)",
+        "CREATE INDEX inbox_status ON inbox(status, received_at_ms)",
+        """CREATE TABLE config_versions (
+            name TEXT PRIMARY KEY,
+            version INTEGER NOT NULL CHECK (version >= 0),
+            payload TEXT NOT NULL,
+            applied_at_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE mobile_orders (
+            order_id TEXT PRIMARY KEY,
+            command_id TEXT NOT NULL,
+            nozzle INTEGER NOT NULL,
+            grade TEXT NOT NULL,
+            max_amount_fen INTEGER NOT NULL CHECK (max_amount_fen > 0),
+            paid_fen INTEGER NOT NULL DEFAULT 0 CHECK (paid_fen >= 0),
+            state TEXT NOT NULL CHECK (state IN ('released', 'fuelling', 'done', 'cancelled')),
+            expires_at_ms INTEGER,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        )""",
+    ):
+        c.execute(sql)
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
-MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings)
+MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings,
+                                  _v5_sync)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
