@@ -1,1 +1,4 @@
-"""Trade-center sync: outbox relay over HTTP, MQTT client, inbox, reconciliation; the only code that knows the center's wire formats."""
+"""Trade-center sync: outbox relay (HTTP), MQTT client, inbox, reconciliation, center simulator.
+
+The only package that knows the center's wire formats.
+"""
