@@ -45,7 +45,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     token = config.api.token or load_or_create_token(_resolve(base, config.api.token_file))
     agent = Agent(config, store)
     pumps = _start_pumps(agent, config) if not args.no_pumps else None
-    app = create_app(agent, token, extra_routes=pumps.routes if pumps else None)
+    app = create_app(agent, token)
     port = args.port if args.port is not None else config.api.port
     server = ApiServer(app, host=config.api.host, port=port)
     stop = threading.Event()
@@ -56,7 +56,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"local API: {exc}", file=sys.stderr)
         if pumps:
-            pumps.stop()
+            pumps.close()
         agent.close()
         return EXIT_FAIL
     log.info("agent for station %s listening on %s", config.station.id, server.url)
@@ -66,18 +66,21 @@ def cmd_agent(args: argparse.Namespace) -> int:
     stop.wait()
     server.stop()
     if pumps:
-        pumps.stop()
+        pumps.close()
     agent.close()
     return EXIT_OK
 
 
 def _start_pumps(agent: Any, config: Any) -> Any:
-    """Start the forecourt controller when the pump layer is present and lines are configured."""
-    try:
-        from agent.forecourt import build_forecourt
-    except ImportError:
+    """Start the forecourt controller with the real line drivers (none when no lines are configured)."""
+    from agent.forecourt import Forecourt
+    from drivers.registry import create_line_driver
+
+    if not config.lines:
         return None
-    return build_forecourt(agent, config)
+    forecourt = Forecourt(agent, create_line_driver)
+    forecourt.start()
+    return forecourt
 
 
 def _resolve(base: Path, p: str) -> Path:

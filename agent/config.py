@@ -120,7 +120,7 @@ class LineConf(_Model):
     name: Annotated[str, Field(min_length=1)]
     protocol: Literal["dart"]
     url: Annotated[str, Field(min_length=1)]
-    baudrate: Literal[1200, 2400, 4800, 9600, 19200] = 9600
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
     response_timeout_s: Annotated[float, Field(gt=0, le=5)] = 0.1
     max_consecutive_timeouts: Annotated[int, Field(ge=1, le=100)] = 5
     pumps: Annotated[list[PumpConf], Field(min_length=1, max_length=32)]

@@ -39,6 +39,8 @@ class Agent:
         self.started_at_ms = self.clock.now_ms()
         self._extra_health: dict[str, Any] = {}
         self._links: dict[str, bool] = {"center": False, "broker": False}
+        #: The pump controller (agent.forecourt.Forecourt) when pumps are configured; set by it.
+        self.forecourt: Any = None
 
     # ------------------------------------------------------------ connectivity
     def set_link(self, name: str, up: bool, detail: str = "") -> None:

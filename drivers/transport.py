@@ -12,6 +12,8 @@ wire time is the caller's job.  pyserial exceptions never leave this module: the
 
 from __future__ import annotations
 
+import os
+import termios
 import threading
 
 import serial
@@ -19,6 +21,25 @@ import serial
 from drivers.base import LineError
 
 __all__ = ["SerialTransport"]
+
+
+def _clear_parity(url: str) -> bool:
+    """Clear PARENB/PARODD on a tty device path so pyserial can set 8O1 afresh; False if not a tty."""
+    if "://" in url:
+        return False
+    try:
+        fd = os.open(url, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[2] &= ~(termios.PARENB | termios.PARODD)
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except termios.error:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 class SerialTransport:
@@ -44,14 +65,16 @@ class SerialTransport:
     def open(self) -> None:
         """Open the port 8O1 and start the reader thread; raises LineError."""
         try:
-            port = serial.serial_for_url(
-                self.url,
-                baudrate=self.baudrate,
-                bytesize=serial.EIGHTBITS,
-                parity=serial.PARITY_ODD,
-                stopbits=serial.STOPBITS_ONE,
-                timeout=self.poll_s,
-            )
+            port = self._open_port()
+        except termios.error as exc:
+            # pyserial cannot re-apply odd parity over a tty that already has it (seen on Linux PTYs
+            # after an earlier holder died): clear the parity bits once and open again.
+            if not _clear_parity(self.url):
+                raise LineError(f"cannot open {self.url} 8O1 at {self.baudrate}: {exc}") from exc
+            try:
+                port = self._open_port()
+            except (serial.SerialException, ValueError, OSError, termios.error) as exc2:
+                raise LineError(f"cannot open {self.url} 8O1 at {self.baudrate}: {exc2}") from exc2
         except (serial.SerialException, ValueError, OSError) as exc:
             raise LineError(f"cannot open {self.url} 8O1 at {self.baudrate}: {exc}") from exc
         if port.parity != serial.PARITY_ODD or port.bytesize != serial.EIGHTBITS:
@@ -62,6 +85,17 @@ class SerialTransport:
         self._stop.clear()
         self._reader = threading.Thread(target=self._read_loop, name=f"serial-rx {self.url}", daemon=True)
         self._reader.start()
+
+    def _open_port(self) -> serial.SerialBase:
+        port: serial.SerialBase = serial.serial_for_url(
+                self.url,
+                baudrate=self.baudrate,
+                bytesize=serial.EIGHTBITS,
+                parity=serial.PARITY_ODD,
+                stopbits=serial.STOPBITS_ONE,
+                timeout=self.poll_s,
+            )
+        return port
 
     def close(self) -> None:
         """Stop the reader and close the port (idempotent)."""

@@ -31,12 +31,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def demo_config(station_id: str, pumps: int, bus_url: str, api_port: int, nozzles_per_pump: int = 2) -> str:
-    """A station config for ``pumps`` simulated DART pumps (two nozzles each) on one line."""
+def demo_config(station_id: str, pumps: int, bus_url: str, api_port: int, nozzles_per_pump: int = 2,
+                *, auto_authorize: bool = False) -> str:
+    """A station config for ``pumps`` simulated DART pumps (two nozzles each) on one line.
+
+    ``auto_authorize`` (a manager's opt-in, R3) lets a headless demo sell without a cashier.
+    """
     out = [
         "[station]", f'id = "{station_id}"', 'name = "演示加油站"', "",
         "[api]", 'host = "127.0.0.1"', f"port = {api_port}", "",
         "[database]", 'path = "forecourt.db"', "",
+        "[policy]", f"auto_authorize = {'true' if auto_authorize else 'false'}", "",
     ]
     for code, name, price in GRADES:
         out += ["[[grades]]", f'code = "{code}"', f'name = "{name}"', f"price_fen = {price}", ""]
@@ -117,12 +122,12 @@ def run_demo(args: argparse.Namespace) -> int:
     children = _Children()
     bus_port, control_port = free_port(), free_port()
     cfg_path = workdir / "station.toml"
-    cfg_path.write_text(demo_config("DEMO01", args.pumps, f"socket://127.0.0.1:{bus_port}", args.port),
-                        encoding="utf-8")
+    cfg_path.write_text(demo_config("DEMO01", args.pumps, f"socket://127.0.0.1:{bus_port}", args.port,
+                                    auto_authorize=args.headless), encoding="utf-8")
     rc = 0
     try:
         if _pump_sim_available():
-            sim = exe + ["sim", "pumps", "--simulate", "--pumps", str(args.pumps), "--nozzles-per-pump", "2",
+            sim = [*exe, "sim", "pumps", "--simulate", "--pumps", str(args.pumps), "--nozzles-per-pump", "2",
                          "--tcp", f"127.0.0.1:{bus_port}", "--control", f"127.0.0.1:{control_port}",
                          "--ledger", str(workdir / "pump-ledger.jsonl")]
             if not args.no_traffic:

@@ -9,17 +9,17 @@ status, and a rejected request changes nothing.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.errors import AgentError, Unauthorized
+from agent.api.auth import Auth
+from agent.errors import AgentError
 from agent.orders import LineRequest
 from agent.service import VERSION, Agent
 
@@ -49,19 +49,6 @@ class OrderIn(_Body):
 
 class CancelIn(_Body):
     reason: Annotated[str, Field(max_length=200)] = "cancelled"
-
-
-def require_token(request: Request, token_q: Annotated[str | None, Query(alias="token")] = None) -> str:
-    """Bearer token check (constant time); returns the caller's role."""
-    expected: str = request.app.state.api_token
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else (token_q or "")
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("missing or wrong API token")
-    return "api"
-
-
-Auth = Annotated[str, Depends(require_token)]
 
 
 def create_app(agent: Agent, token: str, *, allowed_hosts: set[str] | None = None,
@@ -142,6 +129,9 @@ def create_app(agent: Agent, token: str, *, allowed_hosts: set[str] | None = Non
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
+    from agent.api.pumps import router as pumps_router
+
+    app.include_router(pumps_router)
     if extra_routes is not None:
         extra_routes(app, agent)
     return app

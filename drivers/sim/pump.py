@@ -93,6 +93,8 @@ class SimPump:
     _start_totals: tuple[int, int] = (0, 0)
     _last_t: float | None = None
     _fills: int = 0
+    #: AUTHORIZE commands executed (tests prove an authorization is never replayed)
+    authorizations: int = 0
 
     def __post_init__(self) -> None:
         for n in self.nozzles:
@@ -178,6 +180,7 @@ class SimPump:
         if self.status != 1:
             return False
         self.allowed, self.preset_volume, self.preset_amount = nozzles, volume, amount
+        self.authorizations += 1
         self.fill_volume = self.fill_amount = 0
         self._exact_volume = 0.0
         self._lifted_in_sale = False

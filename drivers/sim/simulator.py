@@ -186,6 +186,7 @@ class PumpSimulator:
                 "amount_raw": p.fill_amount,
                 "prices": dict(p.prices),
                 "totals": {n: [t.volume, t.amount] for n, t in p.totals.items()},
+                "authorizations": p.authorizations,
             }
 
         result = self._act(pump, snap)

@@ -1,0 +1,255 @@
+"""The forecourt controller against the pump simulator over a real PTY (DART bytes both ways)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import Conflict, InvalidRequest
+from tests.forecourt_harness import Station, station
+
+
+def _ledger(st: Station, pump: int) -> list[object]:
+    return [e for e in st.sim.ledger() if e.pump == pump]
+
+
+def _fill_and_hang(st: Station, pump: int, nozzle_gun: int | None = None, *, logical: int = 1,
+                   min_ml: int = 1500, **preset: int) -> dict[str, object]:
+    fill = st.forecourt.authorize(pump, nozzles=(nozzle_gun,) if nozzle_gun else (), **preset)
+    st.sim.lift(pump, logical)
+    st.wait_state(pump, "fuelling")
+    if not preset:
+        st.wait_event(lambda e: e.topic == "pump.progress" and e.data["pump_id"] == pump
+                      and e.data["volume_ml"] >= min_ml)
+        st.sim.hang(pump)
+    ev = st.wait_event(lambda e: e.topic == "fill.finished" and e.data["pump_id"] == pump)
+    assert ev.data["fill_id"] == fill["fill_id"]
+    st.sim.hang(pump)
+    return ev.data
+
+
+def _assert_matches_ledger(fill: dict[str, object], entry: object) -> None:
+    assert fill["volume_ml"] == entry.volume_ml  # type: ignore[attr-defined]
+    assert fill["amount_fen"] == entry.amount_fen  # type: ignore[attr-defined]
+    assert fill["price_fen"] == entry.price_fen  # type: ignore[attr-defined]
+    # totalizers: raw volume has 2 decimals (10 mL), so compare in mL
+    assert fill["end_total_ml"] == entry.end_volume_total_raw * 10  # type: ignore[attr-defined]
+    if fill["start_total_ml"] is not None:
+        assert fill["end_total_ml"] - fill["start_total_ml"] == fill["volume_ml"]  # type: ignore[operator]
+
+
+def test_unprogrammed_pumps_get_the_config_prices_and_go_idle(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=2) as st:
+        st.wait_all_idle()
+        for pid in (1, 2):
+            assert st.sim.status(pid)["prices"] == {1: 789, 2: 839}
+        st.wait_event(lambda e: e.topic == "pump.prices" and e.data["ok"])
+
+
+def test_postpay_fill_is_committed_before_the_pump_is_released(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        fill = _fill_and_hang(st, 1, 2, logical=2)
+        assert st.sim.wait_status(1, 1, timeout=5)  # released (CD1 RESET) ...
+        row = st.forecourt.fill(str(fill["fill_id"]))  # ... and by then the sale was durable
+        assert row["state"] == "finished"
+        assert row["nozzle"] == 2
+        assert row["grade"] == "95"
+        assert row["price_set_version"] == 1
+        _assert_matches_ledger(row, _ledger(st, 1)[0])
+        assert st.forecourt.pump(1)["unpaid"] == 1
+        outbox = st.agent.store.query("SELECT kind FROM outbox WHERE aggregate_id = ?", (fill["fill_id"],))
+        assert outbox == [{"kind": "fill.finished"}]
+
+
+def test_eight_pumps_fill_concurrently_and_match_the_ground_truth(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=8) as st:
+        st.wait_all_idle()
+        # round 1 establishes start totals, round 2 runs all eight at once with mixed presets
+        for rnd in range(2):
+            fills = {}
+            for pid in range(1, 9):
+                preset = {} if pid % 3 == 0 else ({"preset_amount_fen": 1000 + 37 * pid} if pid % 3 == 1
+                                                  else {"preset_volume_ml": 1230 + 10 * pid})
+                fills[pid] = st.forecourt.authorize(pid, **preset)["fill_id"]
+                st.sim.lift(pid, 1 + (pid + rnd) % 2)
+            for pid in range(1, 9):
+                if pid % 3 == 0:
+                    st.wait_event(lambda e, p=pid: e.topic == "pump.progress" and e.data["pump_id"] == p
+                                  and e.data["volume_ml"] >= 1000)
+                    st.sim.hang(pid)
+            for pid in range(1, 9):
+                st.wait_event(lambda e, p=pid: e.topic == "fill.finished" and e.data["pump_id"] == p)
+                st.sim.hang(pid)
+            for pid in range(1, 9):
+                row = st.forecourt.fill(fills[pid])
+                _assert_matches_ledger(row, _ledger(st, pid)[rnd])
+                if pid % 3 == 1:
+                    assert row["amount_fen"] <= 1000 + 37 * pid
+                elif pid % 3 == 2:
+                    assert row["volume_ml"] == 1230 + 10 * pid
+                if rnd == 1:
+                    assert row["start_total_ml"] is not None
+            st.wait_all_idle()
+        assert len(st.fills("finished")) == 16
+        assert len(st.sim.ledger()) == 16
+
+
+def test_five_percent_crc_noise_still_records_every_fill_exactly(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=4) as st:
+        st.wait_all_idle()
+        st.sim.set_faults(crc_error_rate=0.05)
+        for pid in range(1, 5):
+            st.forecourt.authorize(pid, preset_amount_fen=2000 + pid)
+            st.sim.lift(pid, 1)
+        for pid in range(1, 5):
+            st.wait_event(lambda e, p=pid: e.topic == "fill.finished" and e.data["pump_id"] == p, 20)
+            st.sim.hang(pid)
+        for pid in range(1, 5):
+            (row,) = st.forecourt.fills(pump_id=pid)
+            _assert_matches_ledger(row, _ledger(st, pid)[0])
+
+
+def test_pump_offline_mid_fill_is_recovered_and_recorded_once(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=2) as st:
+        st.wait_all_idle()
+        fill = st.forecourt.authorize(1)
+        st.sim.lift(1, 1)
+        st.wait_state(1, "fuelling")
+        st.sim.offline(1)
+        st.wait_state(1, "offline")
+        st.sim.hang(1)  # the customer finishes while the pump does not answer
+        # the other pump keeps working meanwhile
+        _fill_and_hang(st, 2, preset_amount_fen=500)
+        st.sim.online(1)
+        ev = st.wait_event(lambda e: e.topic == "fill.finished" and e.data["pump_id"] == 1, 15)
+        assert ev.data["fill_id"] == fill["fill_id"]
+        (row,) = st.forecourt.fills(pump_id=1)
+        _assert_matches_ledger(row, _ledger(st, 1)[0])
+        st.wait_state(1, "idle")
+
+
+def test_stacking_limit_refuses_a_third_sale_until_paid(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        _fill_and_hang(st, 1, preset_amount_fen=300)
+        st.wait_state(1, "idle")
+        _fill_and_hang(st, 1, preset_amount_fen=400)
+        st.wait_state(1, "idle")
+        with pytest.raises(Conflict, match="pay the previous sale"):
+            st.forecourt.authorize(1)
+        assert st.sim.status(1)["authorizations"] == 2
+
+
+def test_authorize_rejects_bad_requests_and_changes_nothing(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        with pytest.raises(InvalidRequest):
+            st.forecourt.authorize(1, nozzles=(7,))
+        with pytest.raises(InvalidRequest):
+            st.forecourt.authorize(1, preset_amount_fen=-5)
+        with pytest.raises(InvalidRequest):
+            st.forecourt.authorize(1, preset_amount_fen=100, preset_volume_ml=100)
+        st.forecourt.authorize(1)
+        with pytest.raises(Conflict):
+            st.forecourt.authorize(1)  # already authorized: a second cashier cannot authorize it again
+        assert len(st.fills()) == 1
+
+
+def test_no_authorization_on_nozzle_lift_unless_enabled(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        st.sim.lift(1, 1)
+        st.wait_state(1, "calling")
+        assert st.forecourt.pump(1)["nozzle"] == 1
+        st.forecourt.drain()
+        assert st.sim.status(1)["authorizations"] == 0
+        assert st.fills() == []
+    with station(tmp_path, pumps=1, extra="[policy]\nauto_authorize = true\n", db_name="g.db") as st:
+        st.wait_all_idle()
+        st.sim.lift(1, 1)
+        st.wait_state(1, "fuelling")
+        st.sim.hang(1)
+        st.wait_event(lambda e: e.topic == "fill.finished")
+        assert st.sim.status(1)["authorizations"] == 1
+
+
+def test_emergency_stop_reaches_every_pump_and_fills_are_kept(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=4) as st:
+        st.wait_all_idle()
+        for pid in range(1, 5):
+            st.forecourt.authorize(pid)
+            st.sim.lift(pid, 1)
+        for pid in range(1, 5):
+            st.wait_state(pid, "fuelling")
+        assert st.forecourt.emergency_stop(0, actor="cashier") == [1, 2, 3, 4]
+        for pid in range(1, 5):
+            st.wait_event(lambda e, p=pid: e.topic == "fill.finished" and e.data["pump_id"] == p)
+        assert {e.ended_by for e in st.sim.ledger()} == {"stop"}
+        assert len(st.fills("finished")) == 4
+
+
+def test_locked_pump_refuses_and_the_lock_survives_a_restart(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        st.forecourt.set_locked(1, True, reason="calibration", actor="mgr")
+        with pytest.raises(Conflict, match="calibration"):
+            st.forecourt.authorize(1)
+    with station(tmp_path, pumps=1) as st:
+        assert st.forecourt.pump(1)["locked"] is True
+        audit = st.agent.store.query("SELECT actor, action FROM audit WHERE action LIKE 'pump.lock%'")
+        assert audit == [{"actor": "mgr", "action": "pump.lock"}]
+
+
+def test_price_change_applies_to_idle_pumps_now_and_busy_pumps_after_their_fill(tmp_path: Path) -> None:
+    with station(tmp_path, pumps=2) as st:
+        st.wait_all_idle()
+        old_fill = st.forecourt.authorize(2)
+        st.sim.lift(2, 1)
+        st.wait_state(2, "fuelling")
+        version = st.forecourt.prices.new_version({"92": 799}, actor="mgr", max_step_fen=200)
+        st.forecourt.apply_prices_to_idle()
+        st.wait_event(lambda e: e.topic == "pump.prices" and e.data["pump_id"] == 1 and e.data["ok"]
+                      and e.data["version"] == version)
+        assert st.sim.status(1)["prices"] == {1: 799, 2: 839}
+        assert st.sim.status(2)["prices"] == {1: 789, 2: 839}  # mid-fill: untouched
+        st.sim.hang(2)
+        st.wait_event(lambda e: e.topic == "fill.finished" and e.data["pump_id"] == 2)
+        st.wait_event(lambda e: e.topic == "pump.prices" and e.data["pump_id"] == 2 and e.data["ok"]
+                      and e.data["version"] == version)
+        assert st.sim.status(2)["prices"] == {1: 799, 2: 839}
+        row = st.forecourt.fill(old_fill["fill_id"])
+        assert row["price_fen"] == 789
+        assert row["price_set_version"] == 1
+        with pytest.raises(InvalidRequest, match="step"):
+            st.forecourt.prices.new_version({"92": 1500}, actor="mgr", max_step_fen=200)
+
+
+def test_a_missing_serial_port_does_not_stop_the_agent(tmp_path: Path) -> None:
+    from agent.config import parse_config
+    from agent.errors import Unavailable
+    from agent.forecourt import Forecourt
+    from agent.service import Agent
+    from agent.store import Store
+    from drivers.registry import create_line_driver
+    from tests.forecourt_harness import station_toml
+
+    agent = Agent(parse_config(station_toml("/dev/ttyFORECOURT-missing", 1)), Store(tmp_path / "f.db"))
+    sub = agent.bus.subscribe()
+    fc = Forecourt(agent, create_line_driver)
+    fc.start()
+    try:
+        ev = sub.get(timeout=5)
+        while ev is not None and ev.topic != "line.error":
+            ev = sub.get(timeout=5)
+        assert ev is not None
+        assert "ttyFORECOURT-missing" in ev.data["error"]
+        assert agent.health()["line:bus1"].startswith("down")
+        assert fc.pump(1)["state"] == "offline"
+        with pytest.raises(Unavailable, match="offline"):
+            fc.authorize(1)
+    finally:
+        fc.close()
+        sub.close()
+        agent.close()
