@@ -235,9 +235,73 @@ def _v5_sync(c: sqlite3.Connection) -> None:
         c.execute(sql)
 
 
+def _v6_checkout(c: sqlite3.Connection) -> None:
+    """Checkout: frozen quotes, payment sagas, cashiers and sessions, print jobs, points reservations."""
+    for sql in (
+        """CREATE TABLE quotes (
+            quote_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL REFERENCES orders(order_id),
+            payable_fen INTEGER NOT NULL CHECK (payable_fen >= 0),
+            detail TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('frozen', 'used', 'released')),
+            expires_at_ms INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        )""",
+        "CREATE INDEX quotes_order ON quotes(order_id, state)",
+        """CREATE TABLE payment_sagas (
+            saga_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL REFERENCES orders(order_id),
+            quote_id TEXT NOT NULL REFERENCES quotes(quote_id),
+            state TEXT NOT NULL CHECK (state IN ('running', 'paid', 'compensating', 'failed')),
+            reason TEXT,
+            request_key TEXT UNIQUE,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        )""",
+        "CREATE INDEX sagas_state ON payment_sagas(state)",
+        "ALTER TABLE payments ADD COLUMN saga_id TEXT",
+        "ALTER TABLE payments ADD COLUMN detail TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE orders ADD COLUMN kind TEXT NOT NULL DEFAULT 'sale'",
+        "ALTER TABLE orders ADD COLUMN quote TEXT",
+        "ALTER TABLE orders ADD COLUMN prepay_pump_id INTEGER",
+        "ALTER TABLE refunds ADD COLUMN tender TEXT",
+        "ALTER TABLE refunds ADD COLUMN actor TEXT",
+        "ALTER TABLE refunds ADD COLUMN updated_at_ms INTEGER",
+        """CREATE TABLE cashiers (
+            cashier_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor', 'manager')),
+            pin_hash TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1
+        )""",
+        """CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            cashier_id TEXT NOT NULL REFERENCES cashiers(cashier_id),
+            created_at_ms INTEGER NOT NULL,
+            ended_at_ms INTEGER
+        )""",
+        """CREATE TABLE print_jobs (
+            id INTEGER PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            reprint INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'printed', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE points_holds (
+            order_id TEXT PRIMARY KEY,
+            member_id TEXT NOT NULL,
+            points INTEGER NOT NULL CHECK (points > 0),
+            state TEXT NOT NULL CHECK (state IN ('held', 'settled', 'released'))
+        )""",
+    ):
+        c.execute(sql)
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
 MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings,
-                                  _v5_sync)
+                                  _v5_sync, _v6_checkout)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
