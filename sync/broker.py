@@ -8,6 +8,7 @@ Limits: not for production (no TLS, no ACL; see RELIABILITY §4 for the real bro
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,8 @@ def _config(port: int, workdir: Path, persistence: bool) -> str:
              f"log_dest file {workdir / 'mosquitto.log'}"]
     if persistence:
         lines += [f"persistence_location {workdir}/", "autosave_interval 60"]
+    if os.geteuid() == 0:  # otherwise mosquitto drops to user "mosquitto", which cannot write workdir
+        lines.append("user root")
     return "\n".join(lines) + "\n"
 
 

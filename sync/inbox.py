@@ -219,7 +219,7 @@ class InboxProcessor:
             return self._park(msg.command_id, msg.kind, payload, str(exc), now)
         if res.status != "duplicate":
             self._agent.bus.publish(f"center.{msg.kind}", {"command_id": msg.command_id, "status": res.status,
-                                                           **res.result})
+                                                           "result": res.result})
         return res
 
     def _park(self, command_id: str, kind: str, payload: bytes, reason: str, now: int) -> InboxResult:

@@ -97,6 +97,7 @@ class StationMqtt:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self._client = c
 
     def _jittered_min(self) -> float:
@@ -140,8 +141,15 @@ class StationMqtt:
             self._generation += 1
         client.subscribe(down_filter(self.station_id), qos=1)
         client.publish(status_topic(self.station_id), self._presence("online"), qos=1, retain=True)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
+                      properties: Any) -> None:
+        """The link counts as up once the broker confirmed our subscription (SUBACK)."""
+        if any(getattr(rc, "is_failure", False) for rc in reason_codes):
+            log.error("broker refused our subscription: %s", reason_codes)
+            return
         self.connected.set()
-        self._agent.set_link("broker", True, f"session present: {bool(getattr(flags, 'session_present', False))}")
+        self._agent.set_link("broker", True)
         if self._on_connected is not None:
             self._on_connected()
 

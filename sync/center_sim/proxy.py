@@ -28,7 +28,7 @@ _MARK = b"\r\nx-sim-drop: 1"
 class FaultProxy:
     def __init__(self, upstream: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.upstream = upstream
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # => TCP_NODELAY
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(listen)
         self.host, self.port = self._sock.getsockname()[:2]

@@ -49,7 +49,7 @@ def serve_center(host: str = "127.0.0.1", port: int = 0, *, mqtt: tuple[str, int
     st = state or CenterState(state_file)
     publisher = SimPublisher(*mqtt).start() if mqtt is not None else None
     app = build_app(st, publisher)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # => TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     inner_port = sock.getsockname()[1]
