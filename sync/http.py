@@ -228,6 +228,12 @@ class CenterClient:
     def query_settle(self, day: str) -> dict[str, Any]:
         return self._get("/query/settle", {"date": day, "station_id": self.station_id})
 
+    def open_mobile_orders(self) -> list[dict[str, Any]]:
+        """Mobile orders the center released to us and still considers open (pulled after a reconnect)."""
+        data = self._get(f"/station/{self.station_id}/mobile_orders", {"status": "released"})
+        orders = data.get("orders")
+        return [o for o in orders if isinstance(o, dict)] if isinstance(orders, list) else []
+
     def ping(self) -> bool:
         """A cheap reachability probe (``GET /health``); never raises."""
         try:

@@ -17,6 +17,7 @@ from sync.http import CenterClient
 from sync.mqtt import MqttSettings, StationMqtt
 from sync.reconcile import reconcile
 from sync.relay import OutboxRelay, RelaySettings
+from sync.resync import Resync
 
 if TYPE_CHECKING:
     from agent.config import StationConfig
@@ -73,7 +74,15 @@ def start_sync(agent: Agent, config: StationConfig, *, http_client: httpx.Client
     mq = None
     if mqtt_enabled:
         ms = mqtt_settings or MqttSettings(host=c.mqtt_host, port=c.mqtt_port)
-        mq = StationMqtt(agent, ms, on_connected=lambda: relay.kick(reset_backoff=True))
+        holder: list[Resync] = []
+
+        def connected() -> None:
+            relay.kick(reset_backoff=True)
+            if holder:
+                holder[0].trigger()
+
+        mq = StationMqtt(agent, ms, on_connected=connected)
+        holder.append(Resync(center, mq.inbox))
     relay.start()
     if mq is not None:
         mq.start()

@@ -189,10 +189,10 @@ def build_app(state: CenterState, publisher: Publisher | None = None) -> FastAPI
             return ok({name: dict(v) for name, v in state.config.items()})
 
     @app.get("/station/{station_id}/mobile_orders")
-    async def mobile_orders(station_id: str, state_: str = "released") -> Response:
+    async def mobile_orders(station_id: str, status: str = "released") -> Response:
         with state.lock:
             rows = [dict(m) for m in state.mobile_orders.values()
-                    if m["station_id"] == station_id and m["state"] == state_]
+                    if m["station_id"] == station_id and m["state"] == status]
         return ok({"orders": rows})
 
     @app.get("/member/lookup")

@@ -139,3 +139,22 @@ def test_config_applies_only_newer_versions(broker, center, make_station) -> Non
     assert row is not None and row["version"] == 3 and json.loads(row["prices"]) == {"92": 801, "95": 851}
     stale = _inbox(agent, "config:prices:2")
     assert stale is not None and stale["status"] == "stale"
+
+
+def test_releases_lost_on_mqtt_are_pulled_over_http_after_reconnect(broker, center, make_station) -> None:
+    st = make_station(center.url, broker.port)
+    agent = st.agent
+    wait_until(agent, lambda: agent.sync_status()["links"]["broker"], 15, "broker link up")
+    now = int(time.time() * 1000)
+    # The center knows these releases but the MQTT messages were lost (never published here).
+    with center.state.lock:
+        for oid, expires in (("lost-1", now + 600_000), ("lost-late", now - 1_000)):
+            center.state.mobile_orders[oid] = {"order_id": oid, "station_id": STATION, "nozzle": 2, "grade": "95",
+                                               "max_amount_fen": 10_000, "paid_fen": 10_000, "state": "released",
+                                               "expires_at_ms": expires}
+    broker.restart()
+    wait_until(agent, lambda: _inbox(agent, "release:lost-late") is not None, 20, "resync after reconnect")
+    wait_until(agent, lambda: _inbox(agent, "release:lost-1") is not None, 20, "resync after reconnect")
+    assert _inbox(agent, "release:lost-1")["status"] == "applied"
+    assert _inbox(agent, "release:lost-late")["status"] == "expired"
+    assert _released(agent) == 1
