@@ -85,6 +85,7 @@ class OutboxRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_contact = float("-inf")
+        self._paused = False
         self.sent = 0  #: messages confirmed by this relay since start (bench, tests)
 
     # ------------------------------------------------------------ lifecycle
@@ -128,6 +129,7 @@ class OutboxRelay:
             results = self._send([r.msg for r in rows])
         except Unauthorized as exc:
             log.error("center refused our credentials; relay paused, %d rows kept: %s", len(rows), exc)
+            self._paused = True
             self._agent.set_health("sync_relay", {"paused": True, "reason": str(exc)})
             return self._failed(rows, str(exc), None)
         except RetryLater as exc:
@@ -166,6 +168,9 @@ class OutboxRelay:
         return max(self.settings.idle_poll_s, self.settings.backoff.delay(self._failures - 1, self._rng))
 
     def _contact(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._agent.set_health("sync_relay", {"paused": False})
         self._failures = 0
         self._last_contact = self._agent.clock.monotonic()
         self._agent.set_link("center", True)

@@ -158,3 +158,61 @@ def test_releases_lost_on_mqtt_are_pulled_over_http_after_reconnect(broker, cent
     assert _inbox(agent, "release:lost-1")["status"] == "applied"
     assert _inbox(agent, "release:lost-late")["status"] == "expired"
     assert _released(agent) == 1
+
+
+def test_duplicate_payment_notify_acts_once(broker, center, make_station) -> None:
+    import httpx
+
+    st = make_station(center.url, broker.port)
+    agent = st.agent
+    wait_until(agent, lambda: agent.sync_status()["links"]["broker"], 15, "broker link up")
+    seen: list[str] = []
+    sub = agent.bus.subscribe()
+    center.state.faults.duplicate_notify = True
+    body = httpx.post(center.url + "/gopay", json={"out_trade_no": "pay-1", "amount_fen": 12_345,
+                                                   "station_id": STATION}, timeout=5).json()
+    trade_no = body["data"]["trade_no"]
+    # the channel calls back twice more (duplicate notifies): still one trade, one result
+    for _ in range(2):
+        httpx.post(f"{center.url}/notify/wechat/{trade_no}", json={"status": "success", "amount_fen": 12_345},
+                   timeout=5)
+    _marker(center, "after-notify")
+    wait_until(agent, lambda: _inbox(agent, "marker:after-notify") is not None, 15, "marker handled")
+    while (ev := sub.get(timeout=0)) is not None:
+        if ev.topic == "center.payment.result":
+            seen.append(ev.data["command_id"])
+    sub.close()
+    assert seen == [f"notify:{trade_no}:success"]
+    assert _count(agent, "SELECT COUNT(*) FROM inbox WHERE kind = 'payment.result'") == 1
+
+
+def test_presence_is_retained_online_then_offline(broker, center, make_station) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    st = make_station(center.url, broker.port)
+    agent = st.agent
+    wait_until(agent, lambda: agent.sync_status()["links"]["broker"], 15, "broker link up")
+    states: list[str] = []
+    got = threading.Condition()
+
+    def on_message(c, u, msg) -> None:
+        with got:
+            states.append(json.loads(msg.payload)["state"])
+            got.notify_all()
+
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="watcher", protocol=MQTTProtocolVersion.MQTTv5)
+    watcher.on_message = on_message
+    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe(f"station/{STATION}/status", qos=1)
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    try:
+        with got:
+            assert got.wait_for(lambda: states[-1:] == ["online"], 10)  # retained
+        assert st.sync is not None
+        st.sync.stop()
+        with got:
+            assert got.wait_for(lambda: states[-1:] == ["offline"], 10)
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
