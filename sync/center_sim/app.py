@@ -201,7 +201,9 @@ def build_app(state: CenterState, publisher: Publisher | None = None) -> FastAPI
             for m in state.members.values():
                 if (phone and m.get("phone") == phone) or (card_no and m.get("card_no") == card_no) or (
                         plate and plate in m.get("plates", [])):
-                    return ok(dict(m))
+                    coupons = [dict(c) for c in state.coupons.values()
+                               if c.get("member_id") == m["member_id"] and c.get("state") == "available"]
+                    return ok({**m, "coupons": coupons})
         return err(404, "no such member")
 
     @app.post("/member/stored_value/{op}")
