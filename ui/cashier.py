@@ -1,0 +1,340 @@
+"""Cashier window (收银台): pump grid, order and payment panels, status bar, emergency stop.
+
+Touch-first (big targets, one tap per action) and keyboard-fast:
+
+=================  =============================================
+F1 … F8            tap pump 1 … 8 (authorize / stop / add sale)
+Shift+F1 … F8      stop pump 1 … 8
+F9                 pay (order page) / confirm payment (payment page)
+F10                cancel the order / leave the payment page
+F12                emergency stop ALL pumps (no confirmation)
+Ctrl+F             barcode / PLU field
+Ctrl+M             member field
+=================  =============================================
+
+The window reads ``PumpBoard`` (pump tiles) and ``CheckoutController`` (order,
+payment); all I/O goes through ``ApiClient`` (worker threads).  The
+online/offline indicator shows three states: agent unreachable (red, the UI
+reconnects by itself), center offline (orange) or online (green), each with
+the outbox depth.  Every refusal shows one translated sentence at the bottom.
+Layout works from 1024×768 up: the pump grid takes the left ~60 %, the
+order/payment panel the rest, the emergency stop is always in the bottom bar.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.checkout import CheckoutController
+from ui.client import ApiClient, ApiError
+from ui.dialogs import PriceDialog
+from ui.i18n import error_text, language, set_language, tr
+from ui.viewmodels import PumpBoard
+from ui.widgets.order import OrderPanel, PaymentPanel
+from ui.widgets.pumps import PumpGrid
+
+__all__ = ["CashierWindow"]
+
+MESSAGE_MS = 10_000
+
+
+class CashierWindow(QMainWindow):
+    """See the module docstring."""
+
+    #: the language changed (the app re-translates the customer display too)
+    language_changed = Signal(str)
+
+    def __init__(self, api: ApiClient, checkout: CheckoutController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("cashier_window")
+        self.api = api
+        self.co = checkout
+        self.board = PumpBoard()
+        self.station: dict[str, Any] = {}
+        self.prices: dict[str, Any] = {}
+        self.sync: dict[str, Any] = {}
+        self.center_online: bool | None = None
+        self.price_dialog_factory = PriceDialog  #: replaceable in tests
+
+        central = QWidget(self)
+        self.setCentralWidget(central)
+        root = QVBoxLayout(central)
+        root.setContentsMargins(8, 6, 8, 6)
+        root.setSpacing(6)
+
+        # ---- top bar
+        top = QHBoxLayout()
+        self.station_label = QLabel(central)
+        self.station_label.setObjectName("station_label")
+        self.station_label.setStyleSheet("font-size: 18px; font-weight: bold;")
+        self.link_label = QLabel(central)
+        self.link_label.setObjectName("link_label")
+        self.cashier_label = QLabel(central)
+        self.clock_label = QLabel(central)
+        self.clock_label.setStyleSheet("font-size: 16px;")
+        self.prices_button = QPushButton(central)
+        self.prices_button.setObjectName("prices_button")
+        self.prices_button.clicked.connect(self.open_prices)
+        self.reports_button = QPushButton(central)
+        self.reports_button.clicked.connect(self._later)
+        self.shift_button = QPushButton(central)
+        self.shift_button.clicked.connect(self._later)
+        self.lang_button = QPushButton(central)
+        self.lang_button.setObjectName("lang_button")
+        self.lang_button.clicked.connect(self.toggle_language)
+        top.addWidget(self.station_label)
+        top.addWidget(self.link_label)
+        top.addStretch(1)
+        top.addWidget(self.cashier_label)
+        for b in (self.prices_button, self.reports_button, self.shift_button, self.lang_button):
+            b.setMinimumHeight(40)
+            top.addWidget(b)
+        top.addWidget(self.clock_label)
+        root.addLayout(top)
+
+        # ---- middle: pumps | order/payment
+        mid = QHBoxLayout()
+        self.grid = PumpGrid(central)
+        self.grid.activated.connect(self.pump_action)
+        self.grid.stop_requested.connect(self.stop_pump)
+        mid.addWidget(self.grid, 3)
+        self.side = QStackedWidget(central)
+        self.order_panel = OrderPanel(checkout, self.side)
+        self.payment_panel = PaymentPanel(checkout, self.side)
+        self.side.addWidget(self.order_panel)
+        self.side.addWidget(self.payment_panel)
+        self.side.setMinimumWidth(380)
+        mid.addWidget(self.side, 2)
+        root.addLayout(mid, 1)
+
+        # ---- bottom bar: messages + emergency stop (always visible)
+        bottom = QHBoxLayout()
+        self.message_label = QLabel(central)
+        self.message_label.setObjectName("message_label")
+        self.message_label.setWordWrap(True)
+        self.message_label.setMinimumHeight(48)
+        self.estop_button = QPushButton(central)
+        self.estop_button.setObjectName("estop_button")
+        self.estop_button.setMinimumSize(260, 60)
+        self.estop_button.setStyleSheet("QPushButton { background: #D50000; color: white; font-size: 22px;"
+                                        " font-weight: bold; border: 3px solid #FFEB3B; border-radius: 10px; }")
+        self.estop_button.clicked.connect(self.emergency_stop_all)
+        bottom.addWidget(self.message_label, 1)
+        bottom.addWidget(self.estop_button)
+        root.addLayout(bottom)
+
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.setInterval(MESSAGE_MS)
+        self._message_timer.timeout.connect(self._clear_message)
+        self._clock_timer = QTimer(self)
+        self._clock_timer.setInterval(1000)
+        self._clock_timer.timeout.connect(self._tick)
+        self._clock_timer.start()
+
+        api.snapshot.connect(self.on_snapshot)
+        api.received.connect(self.on_event)
+        api.link_changed.connect(self.on_link)
+        checkout.message.connect(self.show_message)
+        checkout.paying.connect(self._show_payment)
+        self._shortcuts()
+        self.retranslate()
+        self.on_link(api.up, api.link_detail)
+
+    # ------------------------------------------------------------ texts
+    def retranslate(self) -> None:
+        self.setWindowTitle(tr("app.cashier_title"))
+        self.prices_button.setText(tr("btn.prices"))
+        self.reports_button.setText(tr("btn.reports"))
+        self.shift_button.setText(tr("btn.shift"))
+        self.lang_button.setText(tr("btn.language"))
+        self.estop_button.setText(tr("btn.estop_all") + "  F12")
+        self.cashier_label.setText(tr("cashier.name", name=self.co.cashier) if self.co.cashier
+                                   else tr("cashier.none"))
+        self.order_panel.retranslate()
+        self.payment_panel.retranslate()
+        if self.board.snapshots:
+            self.grid.show_tiles(self.board.tiles())
+        self.grid.retranslate()
+        self._show_link()
+        self._tick()
+
+    def toggle_language(self) -> None:
+        set_language("en" if language() == "zh_CN" else "zh_CN")
+        self.retranslate()
+        self.language_changed.emit(language())
+
+    def _shortcuts(self) -> None:
+        for n in range(1, 9):
+            s = QShortcut(QKeySequence(f"F{n}"), self)
+            s.setProperty("pump", n)
+            s.activated.connect(self._pump_key)
+            s2 = QShortcut(QKeySequence(f"Shift+F{n}"), self)
+            s2.setProperty("pump", n)
+            s2.activated.connect(self._pump_stop_key)
+        for key, slot in (("F9", self._pay_key), ("F10", self._cancel_key), ("F12", self.emergency_stop_all),
+                          ("Ctrl+F", self.order_panel.search_edit.setFocus),
+                          ("Ctrl+M", self.order_panel.member_edit.setFocus)):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
+            sc.activated.connect(slot)
+
+    def _pump_key(self) -> None:
+        pid = int(self.sender().property("pump"))
+        if pid in self.board.snapshots:
+            self.pump_action(pid, self.board.tile(pid).primary)
+
+    def _pump_stop_key(self) -> None:
+        self.stop_pump(int(self.sender().property("pump")))
+
+    def _pay_key(self) -> None:
+        if self.side.currentWidget() is self.payment_panel:
+            self.co.pay()
+        else:
+            self.co.start_payment()
+
+    def _cancel_key(self) -> None:
+        if self.side.currentWidget() is self.payment_panel:
+            self.co.leave_payment()
+        else:
+            self.co.cancel_order()
+
+    # ------------------------------------------------------------ agent state
+    def on_snapshot(self, snap: object) -> None:
+        if not isinstance(snap, dict):
+            return
+        self.station = snap.get("station") or self.station
+        self.prices = snap.get("prices") or self.prices
+        self.sync = snap.get("sync") or self.sync
+        if "online" in self.sync:
+            self.center_online = bool(self.sync["online"])
+        self.board.set_grades(self.station.get("grades", []))
+        self.co.draft.grade_names = dict(self.board.grade_names)
+        self.board.load(snap.get("pumps") or [])
+        self.grid.show_tiles(self.board.tiles())
+        st = self.station.get("station", {})
+        self.station_label.setText(str(st.get("name") or st.get("id") or ""))
+        self._show_link()
+
+    def on_event(self, topic: str, data: object) -> None:
+        if not isinstance(data, dict):
+            return
+        for pid in self.board.apply(topic, data):
+            self.grid.show_tile(self.board.tile(pid))
+        if topic in ("sync.link", "sync.state"):
+            self.sync = {**self.sync, **data}
+            if "online" in data:
+                self.center_online = bool(data["online"])
+            self._show_link()
+        elif topic == "prices.changed":
+            self.prices = {**self.prices, "prices_fen": data.get("prices_fen", {}), "version": data.get("version")}
+        elif topic == "pump.refused":
+            self.show_message(str(data.get("reason", "")), True)
+
+    def on_link(self, up: bool, detail: str) -> None:
+        self._show_link()
+        if not up:
+            self.show_message(tr("link.agent_down"), True)
+        elif self.message_label.text() == tr("link.agent_down"):
+            self._clear_message()
+
+    def _show_link(self) -> None:
+        depth = int(self.sync.get("depth") or 0)
+        if not self.api.up:
+            text, colour = tr("link.agent_down"), "#D50000"
+        elif self.center_online:
+            text, colour = f"● {tr('link.online')}  {tr('link.outbox', n=depth)}", "#2E7D32"
+        else:
+            text, colour = f"● {tr('link.offline')}  {tr('link.outbox', n=depth)}", "#EF6C00"
+        self.link_label.setText(text)
+        self.link_label.setStyleSheet(f"color: white; background: {colour}; border-radius: 6px; padding: 4px 10px;"
+                                      " font-size: 15px; font-weight: bold;")
+
+    # ------------------------------------------------------------ pump actions
+    def pump_action(self, pump_id: int, action: str) -> None:
+        if action == "authorize":
+            self.api.call("POST", f"/api/v1/pumps/{pump_id}/authorize", {}, on_ok=self._ok_quiet,
+                          on_error=self._pump_error(pump_id))
+        elif action == "stop":
+            self.stop_pump(pump_id)
+        elif action == "add":
+            self.co.add_unpaid(pump_id)
+
+    def stop_pump(self, pump_id: int) -> None:
+        self.api.call("POST", f"/api/v1/pumps/{pump_id}/stop", None, on_ok=self._ok_quiet,
+                      on_error=self._pump_error(pump_id))
+
+    def emergency_stop_all(self) -> None:
+        self.api.call("POST", "/api/v1/pumps/emergency-stop", None, on_ok=self._estop_done, on_error=self.api_error)
+
+    def _estop_done(self, body: Any) -> None:
+        self.show_message(f"{tr('btn.estop_all')}: {body.get('stopped') if isinstance(body, dict) else ''}", True)
+
+    def _pump_error(self, pump_id: int) -> _PumpError:
+        return _PumpError(self, pump_id)
+
+    def _ok_quiet(self, _: Any) -> None:
+        pass
+
+    def api_error(self, err: ApiError, **ctx: Any) -> None:
+        text = tr("err.agent_down") if err.status == 0 else error_text(err.code, err.message,
+                                                                        **{**err.details, **ctx})
+        self.show_message(text, True)
+
+    # ------------------------------------------------------------ dialogs
+    def open_prices(self) -> None:
+        dlg = self.price_dialog_factory(self.api, self.station.get("grades", []), self.prices, self)
+        dlg.applied.connect(self._prices_applied)
+        dlg.open()
+
+    def _prices_applied(self, body: object) -> None:
+        if isinstance(body, dict):
+            self.prices = body
+            self.show_message(tr("prices.done", version=body.get("version")), False)
+
+    def _later(self) -> None:
+        self.show_message(tr("dlg.later"), False)
+
+    # ------------------------------------------------------------ misc
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message_label.setText(text)
+        colour = "#B71C1C" if error else "#1B5E20"
+        self.message_label.setStyleSheet(f"color: {colour}; font-size: 16px; font-weight: bold;")
+        self._message_timer.start()
+
+    def _clear_message(self) -> None:
+        self.message_label.clear()
+
+    def _show_payment(self, on: bool) -> None:
+        self.side.setCurrentWidget(self.payment_panel if on else self.order_panel)
+
+    def _tick(self) -> None:
+        from datetime import datetime
+
+        self.clock_label.setText(datetime.now().strftime("%H:%M:%S"))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._clock_timer.stop()
+        super().closeEvent(event)
+
+
+class _PumpError:
+    """Error callback that names the pump in the message (a small callable, not a lambda)."""
+
+    def __init__(self, window: CashierWindow, pump_id: int) -> None:
+        self.window, self.pump_id = window, pump_id
+
+    def __call__(self, err: ApiError) -> None:
+        self.window.api_error(err, pump=self.pump_id)

@@ -1,0 +1,207 @@
+"""Translations for both screens: a Python catalog, Simplified Chinese by default, English selectable.
+
+Why a catalog module and not Qt ``.ts``/``.qm`` files: PySide6-Essentials ships
+no ``lupdate``/``lrelease``, so ``.qm`` files could not be regenerated on the
+device or in CI without the full Qt tool chain.  A dictionary keyed by a stable
+message id is checked by the tests (every id has both languages, the same
+``{placeholders}`` in both), is diffable and needs no build step.
+
+Use ``tr("pump.title", n=3)``.  The language is process-wide (one cashier, one
+device); ``set_language`` switches it and the windows re-read their texts in
+``retranslate()``.  An unknown id returns the id itself, so a missing text is
+visible on screen rather than crashing the UI.
+
+Error codes from the local API (``{"error": {"code": ...}}``) map to
+``err.<code>``; ``error_text`` falls back to the agent's own (English) message
+when no translation exists, so every refusal still says something clear.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+__all__ = ["CATALOG", "LANGUAGES", "error_text", "language", "placeholders", "set_language", "tr"]
+
+LANGUAGES = ("zh_CN", "en")
+
+#: message id -> (Simplified Chinese, English)
+CATALOG: dict[str, tuple[str, str]] = {
+    # --- window chrome
+    "app.cashier_title": ("Forecourt 收银台", "Forecourt cashier"),
+    "app.customer_title": ("Forecourt 客显", "Forecourt customer display"),
+    "link.online": ("在线", "Online"),
+    "link.offline": ("离线", "Offline"),
+    "link.agent_down": ("后台服务未连接，正在重连…", "Agent not reachable, reconnecting…"),
+    "link.outbox": ("待同步 {n}", "Queued {n}"),
+    "link.connecting": ("正在连接…", "Connecting…"),
+    "btn.estop_all": ("紧急停止全部", "EMERGENCY STOP ALL"),
+    "btn.language": ("English", "中文"),
+    "btn.prices": ("调价", "Prices"),
+    "btn.reports": ("报表", "Reports"),
+    "btn.shift": ("班结", "Close shift"),
+    "btn.login": ("登录", "Log in"),
+    "btn.logout": ("退出", "Log out"),
+    "btn.reprint": ("补打小票", "Reprint"),
+    "btn.refund": ("退款", "Refund"),
+    "cashier.none": ("未登录", "Not logged in"),
+    "cashier.name": ("收银员 {name}", "Cashier {name}"),
+    # --- pump tiles
+    "pump.title": ("{n}号油机", "Pump {n}"),
+    "pump.nozzle": ("{n}号枪", "Nozzle {n}"),
+    "pump.idle": ("空闲", "Idle"),
+    "pump.calling": ("提枪请求", "Calling"),
+    "pump.authorized": ("已授权", "Authorized"),
+    "pump.fuelling": ("加油中", "Fuelling"),
+    "pump.suspended": ("暂停", "Suspended"),
+    "pump.finishing": ("加油结束", "Finishing"),
+    "pump.stopped": ("已停止", "Stopped"),
+    "pump.offline": ("离线", "Offline"),
+    "pump.closed": ("未开通", "Closed"),
+    "pump.error": ("故障", "Error"),
+    "pump.locked": ("已锁定", "Locked"),
+    "pump.unpaid": ("挂单 {n}", "Unpaid {n}"),
+    "pump.act.authorize": ("授权", "Authorize"),
+    "pump.act.stop": ("停止", "Stop"),
+    "pump.act.add": ("结算挂单", "Add to order"),
+    "pump.prices_bad": ("价格未确认", "Price not verified"),
+    # --- order panel
+    "order.title": ("当前订单", "Current order"),
+    "order.empty": ("点击油机的挂单或输入商品条码", "Tap a pump's unpaid sale or scan an item"),
+    "order.search": ("条码 / PLU / 名称", "Barcode / PLU / name"),
+    "order.add_item": ("添加", "Add"),
+    "order.amount_line": ("按金额", "By amount"),
+    "order.member": ("会员", "Member"),
+    "order.member_hint": ("手机号 / 卡号 / 车牌", "Phone / card / plate"),
+    "order.member_none": ("散客", "Walk-in"),
+    "order.remove": ("删除行", "Remove line"),
+    "order.clear": ("清空", "Clear"),
+    "order.pay": ("收款", "Pay"),
+    "order.prepay": ("预付加油", "Prepay"),
+    "order.subtotal": ("合计", "Subtotal"),
+    "order.discount": ("优惠", "Discount"),
+    "order.payable": ("应付", "To pay"),
+    "order.fuel_detail": ("{litres} 升 × ¥{price}/升", "{litres} L × ¥{price}/L"),
+    "order.item_detail": ("{qty} × ¥{price}", "{qty} × ¥{price}"),
+    "order.amount_name": ("买单金额", "Amount"),
+    "order.pump_line": ("{n}号油机 {grade}", "Pump {n} {grade}"),
+    "order.created": ("订单 {receipt} 已创建", "Order {receipt} created"),
+    "order.cancelled": ("订单已取消", "Order cancelled"),
+    # --- payment
+    "pay.title": ("收款", "Payment"),
+    "pay.cash": ("现金", "Cash"),
+    "pay.scan": ("扫码枪收款", "Scan customer code"),
+    "pay.qr": ("展示收款码", "Show merchant QR"),
+    "pay.stored_value": ("储值卡", "Stored value"),
+    "pay.coupon": ("优惠券", "Coupon"),
+    "pay.given": ("实收", "Tendered"),
+    "pay.change": ("找零", "Change"),
+    "pay.remaining": ("待付", "Remaining"),
+    "pay.paid_legs": ("已付", "Paid"),
+    "pay.confirm": ("确认收款", "Confirm payment"),
+    "pay.back": ("返回", "Back"),
+    "pay.exact": ("足额", "Exact"),
+    "pay.add_leg": ("加入组合支付", "Add tender"),
+    "pay.scan_hint": ("请扫描顾客付款码", "Scan the customer's payment code"),
+    "pay.short": ("现金不足：还差 ¥{amount}", "Not enough cash: ¥{amount} short"),
+    "pay.success": ("支付成功", "Payment successful"),
+    "pay.failed": ("支付失败：{reason}", "Payment failed: {reason}"),
+    "pay.pending": ("等待支付结果…", "Waiting for the payment result…"),
+    "pay.not_ready": ("收款接口尚未启用（结算服务未上线）", "Checkout is not available on this agent yet"),
+    # --- prepay
+    "prepay.title": ("预付加油", "Prepay"),
+    "prepay.pump": ("油机", "Pump"),
+    "prepay.amount": ("预付金额 (元)", "Prepaid amount (yuan)"),
+    # --- price dialog
+    "prices.title": ("调价", "Change prices"),
+    "prices.grade": ("油品", "Grade"),
+    "prices.current": ("现价 (元/升)", "Current (yuan/L)"),
+    "prices.new": ("新价 (元/升)", "New (yuan/L)"),
+    "prices.confirm": ("确认调价？空闲油机立即生效，忙碌油机在空闲后生效。",
+                       "Apply the new prices? Idle pumps change now, busy ones when idle."),
+    "prices.done": ("价格已更新为第 {version} 版", "Prices updated to version {version}"),
+    "prices.bad": ("请输入正确的价格，例如 7.89", "Enter a valid price such as 7.89"),
+    "prices.nochange": ("价格没有变化", "No price changed"),
+    # --- dialogs
+    "dlg.ok": ("确定", "OK"),
+    "dlg.cancel": ("取消", "Cancel"),
+    "dlg.later": ("此功能将在后续版本提供（班结/报表接口开发中）", "Coming with the shift/report API (issue 7)"),
+    # --- customer display
+    "cust.welcome": ("欢迎光临", "Welcome"),
+    "cust.ad1": ("会员加油每升立减 ¥0.30", "Members save ¥0.30 per litre"),
+    "cust.ad2": ("便利店饮料第二件半价", "Shop drinks: second one half price"),
+    "cust.ad3": ("扫码加油，无需排队", "Pay at the pump with your phone"),
+    "cust.your_order": ("您的订单", "Your order"),
+    "cust.scan_to_pay": ("请扫码支付 ¥{amount}", "Scan to pay ¥{amount}"),
+    "cust.paid": ("支付成功", "Paid"),
+    "cust.thanks": ("谢谢惠顾，一路平安！", "Thank you, drive safely!"),
+    "cust.failed": ("支付未完成，请联系收银员", "Payment not completed, please ask the cashier"),
+    "cust.change": ("找零 ¥{amount}", "Change ¥{amount}"),
+    "cust.fuelling": ("{n}号油机 加油中", "Pump {n} fuelling"),
+    # --- errors (codes of the local API)
+    "err.generic": ("操作失败：{message}", "Failed: {message}"),
+    "err.agent_down": ("无法连接后台服务，请稍后重试", "The agent is not reachable; try again shortly"),
+    "err.pump_locked": ("{pump}号油机已锁定，不能授权", "Pump {pump} is locked and cannot be authorized"),
+    "err.pump_offline": ("{pump}号油机离线", "Pump {pump} is offline"),
+    "err.pump_busy": ("{pump}号油机正忙，只有空闲或提枪时可以授权",
+                      "Pump {pump} is busy; authorize when idle or calling"),
+    "err.fill_in_progress": ("{pump}号油机已有进行中的加油", "Pump {pump} already has a fill in progress"),
+    "err.pay_previous_sale": ("{pump}号油机有未付挂单，请先结算", "Pump {pump} has an unpaid sale: settle it first"),
+    "err.pump_unavailable": ("{pump}号油机通讯故障", "Pump {pump}: communication fault"),
+    "err.unknown_pump": ("没有这台油机", "No such pump"),
+    "err.unknown_nozzle": ("油枪号不正确", "Wrong nozzle number"),
+    "err.no_pumps": ("油机控制未运行", "The pump controller is not running"),
+    "err.offline": ("当前离线，此操作需要连接总部", "Offline: this operation needs the trade center"),
+    "err.confirm_required": ("调价需要二次确认", "A price change needs a second confirmation"),
+    "err.unauthorized": ("接口令牌错误，请检查配置", "Wrong API token; check the configuration"),
+    "err.invalid_request": ("输入不正确：{message}", "Invalid input: {message}"),
+    "err.not_found": ("未找到：{message}", "Not found: {message}"),
+    "err.bad_pin": ("主管密码错误", "Wrong supervisor PIN"),
+    "err.fill_taken": ("这笔挂单已在其他订单中", "This sale is already in another order"),
+    "err.already_in_order": ("这笔挂单已在当前订单中", "This sale is already in the order"),
+    "err.no_unpaid": ("{pump}号油机没有挂单", "Pump {pump} has no unpaid sale"),
+    "err.empty_order": ("订单为空", "The order is empty"),
+    "err.bad_amount": ("金额不正确", "Invalid amount"),
+}
+
+_lang = "zh_CN"
+
+
+def set_language(lang: str) -> None:
+    """Switch the process-wide language (``zh_CN`` or ``en``)."""
+    global _lang
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; choose one of {', '.join(LANGUAGES)}")
+    _lang = lang
+
+
+def language() -> str:
+    return _lang
+
+
+def tr(key: str, **kw: Any) -> str:
+    """The text for ``key`` in the current language, formatted with ``kw``."""
+    pair = CATALOG.get(key)
+    if pair is None:
+        return key
+    text = pair[0] if _lang == "zh_CN" else pair[1]
+    if not kw:
+        return text
+    try:
+        return text.format(**kw)
+    except (KeyError, IndexError, ValueError):
+        return text
+
+
+def placeholders(text: str) -> set[str]:
+    """Names of the ``{placeholders}`` in a catalog text (used by the catalog test)."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def error_text(code: str | None, message: str = "", **details: Any) -> str:
+    """A clear, translated sentence for an API refusal; falls back to the agent's message."""
+    if code and f"err.{code}" in CATALOG:
+        text = tr(f"err.{code}", message=message, **details)
+        if "{" not in text:
+            return text
+    return tr("err.generic", message=message or code or "?")

@@ -1,0 +1,1 @@
+"""Reusable widgets of both screens (pump tiles, keypad, QR code)."""
