@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from ui.checkout import CheckoutController
 from ui.client import ApiClient, ApiError
-from ui.dialogs import PriceDialog
+from ui.dialogs import PrepayDialog, PriceDialog, RefundDialog
 from ui.i18n import error_text, language, set_language, tr
 from ui.viewmodels import PumpBoard
 from ui.widgets.order import OrderPanel, PaymentPanel
@@ -48,6 +48,9 @@ from ui.widgets.pumps import PumpGrid
 __all__ = ["CashierWindow"]
 
 MESSAGE_MS = 10_000
+#: events after which a pump's unpaid count may have changed without a pump.status
+REFRESH_PUMPS_ON = frozenset({"order.paid", "order.closed", "order.updated", "order.refunded", "prepay.underrun",
+                              "prepay.authorized", "fill.zero"})
 
 
 class CashierWindow(QMainWindow):
@@ -87,6 +90,12 @@ class CashierWindow(QMainWindow):
         self.prices_button = QPushButton(central)
         self.prices_button.setObjectName("prices_button")
         self.prices_button.clicked.connect(self.open_prices)
+        self.prepay_button = QPushButton(central)
+        self.prepay_button.setObjectName("prepay_button")
+        self.prepay_button.clicked.connect(self.open_prepay)
+        self.refund_button = QPushButton(central)
+        self.refund_button.setObjectName("refund_button")
+        self.refund_button.clicked.connect(self.open_refund)
         self.reports_button = QPushButton(central)
         self.reports_button.clicked.connect(self._later)
         self.shift_button = QPushButton(central)
@@ -98,7 +107,8 @@ class CashierWindow(QMainWindow):
         top.addWidget(self.link_label)
         top.addStretch(1)
         top.addWidget(self.cashier_label)
-        for b in (self.prices_button, self.reports_button, self.shift_button, self.lang_button):
+        for b in (self.prepay_button, self.refund_button, self.prices_button, self.reports_button,
+                  self.shift_button, self.lang_button):
             b.setMinimumHeight(40)
             top.addWidget(b)
         top.addWidget(self.clock_label)
@@ -139,6 +149,11 @@ class CashierWindow(QMainWindow):
         self._message_timer.setSingleShot(True)
         self._message_timer.setInterval(MESSAGE_MS)
         self._message_timer.timeout.connect(self._clear_message)
+        #: the agent publishes no pump.status when a sale is paid (unpaid count): re-read the pumps then
+        self._pumps_refresh = QTimer(self)
+        self._pumps_refresh.setSingleShot(True)
+        self._pumps_refresh.setInterval(150)
+        self._pumps_refresh.timeout.connect(self._refresh_pumps)
         self._clock_timer = QTimer(self)
         self._clock_timer.setInterval(1000)
         self._clock_timer.timeout.connect(self._tick)
@@ -157,6 +172,8 @@ class CashierWindow(QMainWindow):
     def retranslate(self) -> None:
         self.setWindowTitle(tr("app.cashier_title"))
         self.prices_button.setText(tr("btn.prices"))
+        self.prepay_button.setText(tr("order.prepay"))
+        self.refund_button.setText(tr("btn.refund"))
         self.reports_button.setText(tr("btn.reports"))
         self.shift_button.setText(tr("btn.shift"))
         self.lang_button.setText(tr("btn.language"))
@@ -242,6 +259,17 @@ class CashierWindow(QMainWindow):
             self.prices = {**self.prices, "prices_fen": data.get("prices_fen", {}), "version": data.get("version")}
         elif topic == "pump.refused":
             self.show_message(str(data.get("reason", "")), True)
+        elif topic in REFRESH_PUMPS_ON:
+            self._pumps_refresh.start()
+
+    def _refresh_pumps(self) -> None:
+        self.api.call("GET", "/api/v1/pumps", on_ok=self._on_pumps)
+
+    def _on_pumps(self, pumps: Any) -> None:
+        if isinstance(pumps, list):
+            for p in pumps:
+                for pid in self.board.apply("pump.status", p):
+                    self.grid.show_tile(self.board.tile(pid))
 
     def on_link(self, up: bool, detail: str) -> None:
         self._show_link()
@@ -298,6 +326,17 @@ class CashierWindow(QMainWindow):
         dlg = self.price_dialog_factory(self.api, self.station.get("grades", []), self.prices, self)
         dlg.applied.connect(self._prices_applied)
         dlg.open()
+
+    def open_prepay(self) -> PrepayDialog:
+        dlg = PrepayDialog(self.co, sorted(self.board.snapshots), self)
+        dlg.open()
+        return dlg
+
+    def open_refund(self) -> RefundDialog:
+        last = self.co.last_paid_order_id or ""
+        dlg = RefundDialog(self.co, last, self)
+        dlg.open()
+        return dlg
 
     def _prices_applied(self, body: object) -> None:
         if isinstance(body, dict):

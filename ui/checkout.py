@@ -27,25 +27,50 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from agent.money import format_fen
 from ui.client import ApiClient, ApiError
 from ui.i18n import error_text, tr
-from ui.viewmodels import CustomerView, OrderDraft, PaymentDraft, Phase, customer_view, parse_amount
+from ui.viewmodels import (
+    CustomerView,
+    OrderDraft,
+    PaymentDraft,
+    Phase,
+    customer_view,
+    notice_view,
+    parse_amount,
+)
 
 __all__ = ["PATHS", "CheckoutController"]
 
+
+class _WithPump:
+    """Error callback that adds the pump number to the message context."""
+
+    def __init__(self, fail: Any, pump_id: int) -> None:
+        self.fail, self.pump_id = fail, pump_id
+
+    def __call__(self, err: ApiError) -> None:
+        self.fail(err, pump=self.pump_id)
+
 RESULT_HOLD_MS = 8000
+POLL_MS = 2000  #: ask for the payment's state while an online leg waits (events usually come first)
 
 #: local API paths used by the checkout ({id} = order id)
 PATHS = {
-    "orders": "/api/v1/orders",
+    "orders": "/api/v1/checkout/orders",
     "order": "/api/v1/orders/{id}",
     "lines": "/api/v1/orders/{id}/lines",
     "line": "/api/v1/orders/{id}/lines/{line_no}",
     "member": "/api/v1/orders/{id}/member",
+    "preferences": "/api/v1/orders/{id}/preferences",
     "cancel": "/api/v1/orders/{id}/cancel",
     "confirm": "/api/v1/orders/{id}/confirm",
     "pay": "/api/v1/orders/{id}/pay",
+    "payment": "/api/v1/orders/{id}/payment",
+    "refund": "/api/v1/orders/{id}/refund",
+    "prepay": "/api/v1/pumps/{pump}/prepay",
     "fills": "/api/v1/fills",
     "catalog": "/api/v1/catalog",
     "members": "/api/v1/members/lookup",
+    "login": "/api/v1/session/login",
+    "logout": "/api/v1/session/logout",
 }
 
 
@@ -62,6 +87,10 @@ class CheckoutController(QObject):
     message = Signal(str, bool)
     #: the payment page should open (True) or close (False)
     paying = Signal(bool)
+    #: a refund went through (the list of refund records)
+    refunded = Signal(object)
+    #: a prepaid fill took less than paid; the difference was refunded (event data)
+    underrun = Signal(object)
 
     def __init__(self, api: ApiClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -73,13 +102,27 @@ class CheckoutController(QObject):
         self.customer: CustomerView = customer_view(Phase.IDLE, None)
         self.cashier: str | None = None
         self.last_result: dict[str, Any] | None = None
+        self.last_paid_order_id: str | None = None  #: offered by the refund dialog
         self._pending_pump: int | None = None
-        self._busy = False
+        self._busy = False  #: a payment is being processed: no edits, no second pay
+        self._reason = ""
+        self._qr_url = ""
+        #: prepaid orders started here: order id -> pump (to announce an underrun refund)
+        self.prepaid: dict[str, int] = {}
+        self._poll = QTimer(self)
+        self._poll.setSingleShot(True)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._poll_payment)
         self._result_timer = QTimer(self)
         self._result_timer.setSingleShot(True)
         self._result_timer.setInterval(RESULT_HOLD_MS)
         self._result_timer.timeout.connect(self._back_to_idle)
         api.received.connect(self._on_event)
+
+    @property
+    def busy(self) -> bool:
+        """A payment is being processed (no edits, no second payment)."""
+        return self._busy
 
     # ------------------------------------------------------------ helpers
     def _path(self, key: str, **kw: Any) -> str:
@@ -107,13 +150,8 @@ class CheckoutController(QObject):
                                       reason=self._reason)
         self.customer_changed.emit(self.customer)
 
-    _reason = ""
-
     def _qr_payload(self) -> str:
-        if self.phase is not Phase.QR or self.quote is None:
-            return ""
-        return str(self.quote.get("qr_payload") or f"forecourt://pay/{self.draft.order_id}"
-                   f"?amount_fen={self.draft.payable_fen}")
+        return self._qr_url if self.phase is Phase.QR else ""
 
     def _load(self, order: Any) -> None:
         self._busy = False
@@ -166,9 +204,11 @@ class CheckoutController(QObject):
             self._back_to_idle()
         if self.draft.order_id is None:
             body: dict[str, Any] = {"lines": [line], "request_key": uuid.uuid4().hex}
-            if self.cashier:
-                body["cashier"] = self.cashier
+            if self.draft.member_id:
+                body["member_id"] = self.draft.member_id
             self.api.call("POST", PATHS["orders"], body, on_ok=self._on_created, on_error=self._fail)
+        elif line["kind"] == "amount":
+            self.message.emit(tr("err.amount_needs_new_order"), True)
         else:
             self.api.call("POST", self._path("lines"), line, on_ok=self._load, on_error=self._fail)
 
@@ -207,8 +247,8 @@ class CheckoutController(QObject):
         key = key.strip()
         if not key:
             return
-        field = "plate" if not key.isdigit() else "phone" if len(key) == 11 else "card_no"
-        self.api.call("POST", PATHS["members"], {field: key}, on_ok=self._on_member, on_error=self._fail)
+        field = "phone" if key.isdigit() and len(key) == 11 else "card_no" if key.isascii() else "plate"
+        self.api.call("GET", PATHS["members"], {field: key}, on_ok=self._on_member, on_error=self._fail)
 
     def _on_member(self, member: Any) -> None:
         if not isinstance(member, dict):
@@ -216,7 +256,7 @@ class CheckoutController(QObject):
         self.draft.set_member(member)
         self.order_changed.emit()
         if self.draft.order_id is not None:
-            self.api.call("PUT", self._path("member"), {"member_id": member.get("member_id")}, on_ok=self._load,
+            self.api.call("POST", self._path("member"), {"member_id": member.get("member_id")}, on_ok=self._load,
                           on_error=self._fail)
 
     # ------------------------------------------------------------ payment
@@ -237,36 +277,48 @@ class CheckoutController(QObject):
         self._publish()
 
     def add_tender(self, method: str, amount_fen: int | None = None, ref: str | None = None) -> bool:
+        """Add a leg: ``cash`` (amount = what was handed over), ``qr_scan`` (``ref`` = the customer's
+        code), ``qr_show`` (merchant QR on the customer display) or ``stored_value`` (member)."""
         if self.payment is None:
+            return False
+        if method == "qr_scan" and not (ref and ref.isdigit() and 10 <= len(ref) <= 32):
+            self.message.emit(tr("pay.scan_hint"), True)
+            return False
+        if method == "stored_value" and not self.draft.member_id:
+            self.message.emit(tr("err.no_member"), True)
             return False
         try:
             self.payment.add(method, amount_fen, ref=ref)
         except ValueError:
             self.message.emit(tr("err.bad_amount"), True)
             return False
-        if method == "qr":
-            self.phase = Phase.QR
         self.payment_changed.emit()
         self._publish()
         return True
 
     def remove_tender(self, index: int) -> None:
-        if self.payment is not None:
+        if self.payment is not None and not self._busy:
             self.payment.remove(index)
-            if not any(t.method == "qr" for t in self.payment.legs) and self.phase is Phase.QR:
-                self.phase = Phase.ORDER
             self.payment_changed.emit()
             self._publish()
 
-    def show_qr(self) -> None:
-        """Put the merchant QR for what is left on the customer display (a ``qr`` leg)."""
-        if self.payment is not None and self.payment.remaining_fen > 0:
-            self.add_tender("qr")
+    def use_coupon(self, coupon_id: str) -> None:
+        """Apply a coupon (or ``""`` for none): the agent re-quotes, then the quote is frozen again."""
+        if self.draft.order_id is None:
+            return
+        body = {"coupon_id": coupon_id} if coupon_id else {"no_coupon": True}
+        self.api.call("POST", self._path("preferences"), body, on_ok=self._on_coupon, on_error=self._fail)
+
+    def _on_coupon(self, order: Any) -> None:
+        self._load(order)
+        self.start_payment()
 
     def leave_payment(self) -> None:
+        if self._busy:
+            return
         self.payment = None
         self.quote = None
-        if self.phase is Phase.QR:
+        if self.phase in (Phase.QR, Phase.FAILED):
             self.phase = Phase.ORDER
         self.paying.emit(False)
         self.payment_changed.emit()
@@ -274,28 +326,52 @@ class CheckoutController(QObject):
 
     def pay(self) -> None:
         p = self.payment
-        if p is None or self.draft.order_id is None:
+        if p is None or self.draft.order_id is None or self._busy:
             return
         if not p.complete:
             self.message.emit(tr("pay.short", amount=format_fen(p.remaining_fen)), True)
             return
-        if self._busy:
-            return
         self._busy = True
+        self.phase = Phase.ORDER
+        self._reason = ""
         body = {"quote_id": (self.quote or {}).get("quote_id"), "tenders": [t.to_api() for t in p.legs],
                 "request_key": uuid.uuid4().hex}
         self._say(tr("pay.pending"))
-        self.api.call("POST", self._path("pay"), body, on_ok=self._on_paid, on_error=self._on_pay_failed)
+        self.payment_changed.emit()
+        self.api.call("POST", self._path("pay"), body, on_ok=self._on_payment, on_error=self._on_pay_failed)
 
-    def _on_paid(self, result: Any) -> None:
-        self._busy = False
-        self.last_result = result if isinstance(result, dict) else {}
-        state = str(self.last_result.get("state") or self.last_result.get("order", {}).get("state") or "paid")
-        if state not in ("paid", "success"):
-            self._finish(Phase.FAILED, str(self.last_result.get("reason") or state))
+    def _on_payment(self, status: Any) -> None:
+        """A saga status: ``paid``, ``failed`` or still ``running`` (an online leg waits for the center)."""
+        if not isinstance(status, dict) or status.get("order_id") not in (None, self.draft.order_id):
             return
-        self._say(tr("pay.success"))
-        self._finish(Phase.PAID)
+        self.last_result = status
+        state = str(status.get("state") or "")
+        if state == "paid":
+            self._busy = False
+            self.last_paid_order_id = self.draft.order_id
+            self._say(tr("pay.success"))
+            self._finish(Phase.PAID)
+        elif state == "failed":
+            self._busy = False
+            errors = [str(leg["error"]) for leg in status.get("legs", []) if leg.get("error")]
+            reason = status.get("reason") or "; ".join(errors) or state
+            self.message.emit(tr("pay.failed", reason=reason), True)
+            self._finish(Phase.FAILED, str(reason))
+        else:
+            urls = [str(leg["pay_url"]) for leg in status.get("legs", []) if leg.get("pay_url")
+                    and leg.get("state") == "pending"]
+            if urls:
+                self._qr_url = urls[0]
+                self.phase = Phase.QR
+                self._publish()
+            self._poll.start()
+
+    def _poll_payment(self) -> None:
+        if self._busy and self.draft.order_id is not None:
+            self.api.call("GET", self._path("payment"), on_ok=self._on_payment, on_error=self._poll_failed)
+
+    def _poll_failed(self, err: ApiError) -> None:
+        self._poll.start()  # agent briefly unreachable: keep asking, the result is on the agent
 
     def _on_pay_failed(self, err: ApiError) -> None:
         self._fail(err)
@@ -303,13 +379,23 @@ class CheckoutController(QObject):
         self._finish(Phase.FAILED, reason)
 
     def _finish(self, phase: Phase, reason: str = "") -> None:
+        self._poll.stop()
         self.phase = phase
         self._reason = reason
+        self._qr_url = ""
         self._publish()
         self.payment_changed.emit()
         if phase is Phase.PAID:
             self.paying.emit(False)
             self._result_timer.start()
+
+    def _notice(self, headline: str, amount: str, message: str) -> None:
+        """A result on the customer display that is not the open order's (prepay, underrun refund)."""
+        if self.phase not in (Phase.IDLE, Phase.PAID):
+            return  # the customer at the counter is in the middle of their own order
+        self.customer = notice_view(headline, amount, message)
+        self.customer_changed.emit(self.customer)
+        self._result_timer.start()
 
     def _back_to_idle(self) -> None:
         self._result_timer.stop()
@@ -322,12 +408,74 @@ class CheckoutController(QObject):
         self.order_changed.emit()
         self._publish()
 
+    # ------------------------------------------------------------ prepay and refunds
+    def prepay(self, pump_id: int, amount_text: str, method: str = "cash", ref: str | None = None) -> None:
+        """Pay first, then the agent authorizes the pump with the amount as its preset."""
+        try:
+            fen = parse_amount(amount_text)
+        except ValueError:
+            self.message.emit(tr("err.bad_amount"), True)
+            return
+        tender: dict[str, Any] = {"tender": method, "amount_fen": fen}
+        if method == "qr_scan" and ref:
+            tender["auth_code"] = ref
+        body: dict[str, Any] = {"preset_amount_fen": fen, "tenders": [tender], "request_key": uuid.uuid4().hex}
+        if self.draft.member_id:
+            body["member_id"] = self.draft.member_id
+        self.api.call("POST", PATHS["prepay"].format(pump=pump_id), body, on_ok=self._on_prepaid,
+                      on_error=_WithPump(self._fail, pump_id))
+
+    def _on_prepaid(self, result: Any) -> None:
+        payment = (result or {}).get("payment") or {}
+        order = (result or {}).get("order") or {}
+        self.prepaid[str(order.get("order_id"))] = int(order.get("prepay_pump_id") or 0)
+        if payment.get("state") == "paid":
+            amount = format_fen(int(order.get("payable_fen") or 0))
+            self.last_paid_order_id = str(order.get("order_id"))
+            self._say(tr("prepay.done", pump=order.get("prepay_pump_id"), amount=amount))
+            self._notice(tr("cust.prepaid", pump=order.get("prepay_pump_id")), "¥" + amount,
+                         tr("cust.prepay_hint"))
+        else:
+            self.message.emit(tr("pay.failed", reason=payment.get("state")), True)
+
+    def refund(self, order_id: str, amount_text: str, reason: str, supervisor_id: str, pin: str) -> None:
+        body: dict[str, Any] = {"reason": reason or "refund", "supervisor_id": supervisor_id,
+                                "supervisor_pin": pin}
+        if amount_text.strip():
+            try:
+                body["amount_fen"] = parse_amount(amount_text)
+            except ValueError:
+                self.message.emit(tr("err.bad_amount"), True)
+                return
+        self.api.call("POST", PATHS["refund"].format(id=order_id), body, on_ok=self._on_refunded,
+                      on_error=self._fail)
+
+    def _on_refunded(self, refunds: Any) -> None:
+        total = sum(int(r.get("amount_fen") or 0) for r in refunds or [])
+        self._say(tr("refund.done", amount=format_fen(total)))
+        self.refunded.emit(refunds)
+
     # ------------------------------------------------------------ stream
     def _on_event(self, topic: str, data: Any) -> None:
-        if not isinstance(data, dict) or self.draft.order_id is None:
+        if not isinstance(data, dict):
+            return
+        if topic == "prepay.underrun" and str(data.get("order_id")) in self.prepaid:
+            pump = self.prepaid[str(data["order_id"])]
+            amount = format_fen(int(data.get("amount_fen") or 0))
+            self._say(tr("prepay.underrun", pump=pump, amount=amount))
+            self._notice(tr("cust.underrun", pump=pump), "¥" + amount, tr("cust.underrun_hint"))
+            self.underrun.emit(data)
+            return
+        if self.draft.order_id is None:
             return
         if data.get("order_id") != self.draft.order_id:
             return
         if topic in ("order.updated", "order.closed") and self.phase not in (Phase.PAID, Phase.FAILED) \
-                and "lines" in data:
+                and "lines" in data and not self._busy:
             self._load(data)
+        elif topic == "payment.qr" and self._busy and data.get("pay_url"):
+            self._qr_url = str(data["pay_url"])
+            self.phase = Phase.QR
+            self._publish()
+        elif topic in ("order.paid", "payment.failed") and self._busy:
+            self._poll_payment()

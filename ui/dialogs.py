@@ -13,13 +13,25 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from agent.money import MoneyError, format_fen, parse_yuan
+from ui.checkout import CheckoutController
 from ui.client import ApiClient, ApiError
 from ui.i18n import error_text, tr
 
-__all__ = ["PriceDialog"]
+__all__ = ["PrepayDialog", "PriceDialog", "RefundDialog"]
 
 
 class PriceDialog(QDialog):
@@ -120,3 +132,84 @@ class PriceDialog(QDialog):
     def _error(self, text: str) -> None:
         self.info.setStyleSheet("color: #B71C1C; font-weight: bold;")
         self.info.setText(text)
+
+
+class PrepayDialog(QDialog):
+    """Prepay (预付/定额): pump + amount + tender; the agent charges, then authorizes the pump with the preset.
+
+    An underrun is refunded by the agent to the original tender; the checkout
+    controller announces it on both screens.
+    """
+
+    def __init__(self, checkout: CheckoutController, pumps: list[int], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("prepay_dialog")
+        self.setWindowTitle(tr("prepay.title"))
+        self.co = checkout
+        form = QFormLayout(self)
+        self.pump = QComboBox(self)
+        self.pump.setObjectName("prepay_pump")
+        for pid in pumps:
+            self.pump.addItem(tr("pump.title", n=pid), pid)
+        self.amount = QLineEdit(self)
+        self.amount.setObjectName("prepay_amount")
+        self.amount.setMinimumHeight(40)
+        form.addRow(tr("prepay.pump"), self.pump)
+        form.addRow(tr("prepay.amount"), self.amount)
+        row = QHBoxLayout()
+        self.buttons: dict[str, QPushButton] = {}
+        for method in ("cash", "stored_value"):
+            b = QPushButton(tr(f"pay.{method}"), self)
+            b.setObjectName(f"prepay_{method}")
+            b.setMinimumHeight(48)
+            b.setProperty("method", method)
+            b.clicked.connect(self._pay)
+            row.addWidget(b)
+            self.buttons[method] = b
+        cancel = QPushButton(tr("dlg.cancel"), self)
+        cancel.setMinimumHeight(48)
+        cancel.clicked.connect(self.reject)
+        row.addWidget(cancel)
+        form.addRow(row)
+
+    def _pay(self) -> None:
+        method = str(self.sender().property("method"))
+        self.co.prepay(int(self.pump.currentData()), self.amount.text(), method)
+        self.accept()
+
+
+class RefundDialog(QDialog):
+    """Refund of a paid order (full, or partial by amount) approved by a supervisor's id and PIN."""
+
+    def __init__(self, checkout: CheckoutController, order_id: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("refund_dialog")
+        self.setWindowTitle(tr("refund.title"))
+        self.co = checkout
+        form = QFormLayout(self)
+        self.order = QLineEdit(order_id, self)
+        self.amount = QLineEdit(self)
+        self.reason = QLineEdit(self)
+        self.supervisor = QLineEdit(self)
+        self.pin = QLineEdit(self)
+        self.pin.setEchoMode(QLineEdit.EchoMode.Password)
+        for key, w in (("refund.order", self.order), ("refund.amount", self.amount), ("refund.reason", self.reason),
+                       ("refund.supervisor", self.supervisor), ("refund.pin", self.pin)):
+            w.setMinimumHeight(40)
+            form.addRow(tr(key), w)
+        row = QHBoxLayout()
+        ok = QPushButton(tr("dlg.ok"), self)
+        ok.setObjectName("refund_ok")
+        ok.clicked.connect(self._ok)
+        cancel = QPushButton(tr("dlg.cancel"), self)
+        cancel.clicked.connect(self.reject)
+        for b in (cancel, ok):
+            b.setMinimumHeight(48)
+            row.addWidget(b)
+        form.addRow(row)
+
+    def _ok(self) -> None:
+        self.co.refund(self.order.text().strip(), self.amount.text(), self.reason.text().strip(),
+                       self.supervisor.text().strip(), self.pin.text())
+        self.pin.clear()
+        self.accept()

@@ -40,6 +40,7 @@ __all__ = [
     "Tender",
     "customer_view",
     "money",
+    "notice_view",
     "parse_amount",
     "pump_tile",
 ]
@@ -309,8 +310,8 @@ class OrderDraft:
 # ---------------------------------------------------------------- payment
 @dataclass(frozen=True)
 class Tender:
-    """One leg of a payment: ``cash``, ``scan`` (customer code), ``qr`` (merchant QR),
-    ``stored_value`` or ``coupon``; ``ref`` is the scanned code / coupon id / member id."""
+    """One leg of a payment, named as the agent's API names tenders: ``cash``, ``qr_scan`` (the
+    customer's code, ``ref``), ``qr_show`` (merchant QR on the customer display), ``stored_value``."""
 
     method: str
     amount_fen: int
@@ -318,9 +319,9 @@ class Tender:
     given_fen: int | None = None  #: cash only: what the customer handed over
 
     def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"method": self.method, "amount_fen": self.amount_fen}
-        if self.ref:
-            out["ref"] = self.ref
+        out: dict[str, Any] = {"tender": self.method, "amount_fen": self.amount_fen}
+        if self.ref and self.method == "qr_scan":
+            out["auth_code"] = self.ref
         if self.given_fen is not None:
             out["given_fen"] = self.given_fen
         return out
@@ -457,3 +458,8 @@ def customer_view(phase: Phase, draft: OrderDraft | None, *, qr_payload: str = "
         return CustomerView(Phase.PAID, headline=tr("cust.paid"), message=(msg + "\n" if msg else "")
                             + tr("cust.thanks"), **common)
     return CustomerView(Phase.FAILED, headline=tr("cust.failed"), message=reason, **common)
+
+
+def notice_view(headline: str, amount: str, message: str) -> CustomerView:
+    """A result that is not an order at the counter (a prepay taken, an underrun refunded)."""
+    return CustomerView(Phase.PAID, headline=headline, payable=amount, message=message)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from agent.money import format_fen
 from ui.checkout import CheckoutController
 from ui.i18n import tr
-from ui.viewmodels import Keypad, Phase, money
+from ui.viewmodels import Keypad, Phase, money, parse_amount
 from ui.widgets.keypad import KeypadWidget
 
 __all__ = ["OrderPanel", "PaymentPanel"]
@@ -195,7 +195,7 @@ class OrderPanel(QFrame):
 class PaymentPanel(QFrame):
     """Tenders of a (combined) payment: cash keypad with change, scan, merchant QR, stored value, coupon."""
 
-    METHODS = ("cash", "scan", "qr", "stored_value", "coupon")
+    METHODS = ("cash", "qr_scan", "qr_show", "stored_value", "coupon")
 
     def __init__(self, checkout: CheckoutController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -223,6 +223,7 @@ class PaymentPanel(QFrame):
         self.legs.setObjectName("legs")
         self.legs.setMaximumHeight(90)
         self.legs.setStyleSheet("font-size: 15px;")
+        self.legs.itemDoubleClicked.connect(self._remove_leg)
         lay.addWidget(self.legs)
         self.entry = _big(QLineEdit(self), 24)
         self.entry.setObjectName("entry")
@@ -285,7 +286,7 @@ class PaymentPanel(QFrame):
         for t in p.legs:
             extra = f"  ({tr('pay.given')} ¥{format_fen(t.given_fen)})" if t.given_fen else ""
             self.legs.addItem(f"{tr('pay.' + t.method)}  {money(t.amount_fen)}{extra}")
-        self.confirm_button.setEnabled(p.complete and self.co.phase is not Phase.PAID)
+        self.confirm_button.setEnabled(p.complete and self.co.phase is not Phase.PAID and not self.co.busy)
 
     def _typed(self, text: str) -> None:
         # free text: a scanner (keyboard wedge) types long payment codes here; amounts are checked on use
@@ -304,19 +305,39 @@ class PaymentPanel(QFrame):
         return fen
 
     def _cash(self) -> None:
+        text = self.entry.text().strip()
+        if text.isdigit() and len(text) >= 10:  # a scanned payment code, not an amount
+            self.keypad.press("C")
+            self.entry.clear()
+            self.co.add_tender("qr_scan", None, ref=text)
+            return
         self.co.add_tender("cash", self._amount())
 
     def _tender_clicked(self) -> None:
-        method = self.sender().property("method")
+        method = str(self.sender().property("method"))
+        text = self.entry.text().strip()
+        self.keypad.press("C")
+        self.entry.clear()
         if method == "cash":
-            self._cash()
-        elif method == "qr":
-            self._amount()
-            self.co.show_qr()
+            self.co.add_tender("cash", self._fen(text))
+        elif method == "qr_scan":
+            # the scanner types the customer's code into the entry (keyboard wedge), then this button / Enter
+            self.co.add_tender("qr_scan", None, ref=text)
+        elif method == "coupon":
+            if text:
+                self.co.use_coupon(text)
+            else:
+                self.co.message.emit(tr("pay.coupon_hint"), True)
         else:
-            # scan: the scanner types the code into the entry as a keyboard wedge; stored value / coupon
-            # take the member's id / coupon id the same way.  Amount defaults to what is left.
-            ref = self.entry.text().strip() or None
-            self.keypad.press("C")
-            self.entry.clear()
-            self.co.add_tender(str(method), None, ref=ref)
+            self.co.add_tender(method, self._fen(text))
+
+    def _fen(self, text: str) -> int | None:
+        if not text:
+            return None
+        try:
+            return parse_amount(text)
+        except ValueError:
+            return -1  # refused by the controller with a clear message
+
+    def _remove_leg(self) -> None:
+        self.co.remove_tender(self.legs.currentRow())
