@@ -45,30 +45,79 @@ def cmd_agent(args: argparse.Namespace) -> int:
     token = config.api.token or load_or_create_token(_resolve(base, config.api.token_file))
     agent = Agent(config, store)
     pumps = _start_pumps(agent, config) if not args.no_pumps else None
+    checkout, sync = _start_checkout_and_sync(agent, config, sync_enabled=not args.no_sync)
     app = create_app(agent, token)
     port = args.port if args.port is not None else config.api.port
     server = ApiServer(app, host=config.api.host, port=port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+
+    def shutdown() -> None:
+        from agent import sdnotify
+
+        sdnotify.notify_stopping()
+        server.stop()
+        if sync is not None:
+            sync.stop()
+        checkout.close()
+        if pumps:
+            pumps.close()
+        agent.close()
+
     try:
         server.start()
     except RuntimeError as exc:
         print(f"local API: {exc}", file=sys.stderr)
-        if pumps:
-            pumps.close()
-        agent.close()
+        shutdown()
         return EXIT_FAIL
     log.info("agent for station %s listening on %s", config.station.id, server.url)
     if args.ready_file:
         Path(args.ready_file).write_text(json.dumps({"url": server.url, "pid": os.getpid()}))
+    _notify_systemd(agent, server.url)
     print(f"forecourt agent: station {config.station.id}, API {server.url}", flush=True)
     stop.wait()
-    server.stop()
-    if pumps:
-        pumps.close()
-    agent.close()
+    shutdown()
     return EXIT_OK
+
+
+def _start_checkout_and_sync(agent: Any, config: Any, *, sync_enabled: bool) -> tuple[Any, Any]:
+    """The checkout (with the center as payment gateway) and the sync side (relay + MQTT)."""
+    import httpx
+
+    from agent.checkout.service import CheckoutService
+    from sync.gateway import HttpCenterGateway
+
+    c = config.center
+    http = httpx.Client(base_url=c.url, timeout=httpx.Timeout(c.timeout_s, connect=min(c.timeout_s, 3.0)))
+    checkout = CheckoutService(agent, HttpCenterGateway(http, config.station.id))
+    crash_at = os.environ.get("FORECOURT_CRASH_AT")
+    if crash_at and os.environ.get("FORECOURT_DEV") == "1":  # crash tests only
+        checkout.sagas.crash_at = crash_at
+    checkout.start()
+    sync = None
+    if sync_enabled:
+        from sync.runtime import start_sync
+
+        sync = start_sync(agent, config)
+    return checkout, sync
+
+
+def _notify_systemd(agent: Any, url: str) -> None:
+    """READY=1 and a watchdog that pings only while the store writer answers (no-op outside systemd)."""
+    from agent import sdnotify
+
+    def healthy() -> bool:
+        try:
+            agent.store.write(lambda db: db.execute("SELECT 1"), timeout=5.0)
+        except Exception:  # a wedged or failing store: stop pinging, systemd restarts us
+            return False
+        return True
+
+    sdnotify.notify_ready(f"API {url}")
+    interval = sdnotify.watchdog_interval_s()
+    if interval:
+        sdnotify.Watchdog(interval, healthy).start()
 
 
 def _start_pumps(agent: Any, config: Any) -> Any:
@@ -180,6 +229,46 @@ def _token(args: argparse.Namespace) -> str:
     return Path(args.token_file).read_text(encoding="utf-8").strip()
 
 
+# ---------------------------------------------------------------- report
+def cmd_report_reconcile(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import httpx
+
+    from agent.config import ConfigError, load_config
+    from agent.service import Agent
+    from agent.store import StoreError
+    from agent.store.db import Store
+    from sync.http import CenterClient
+    from sync.reconcile import reconcile
+
+    try:
+        dt.datetime.strptime(args.date, "%Y-%m-%d")
+        config = load_config(args.config)
+    except ValueError:
+        print(f"--date: expected YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        store = Store(args.db or _resolve(Path(args.config).resolve().parent, config.database.path))
+    except StoreError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    agent = Agent(config, store)
+    try:
+        with httpx.Client(base_url=config.center.url, timeout=config.center.timeout_s) as http:
+            report = reconcile(agent, CenterClient(http, config.station.id), args.date)
+    except httpx.HTTPError as exc:
+        print(f"center not reachable at {config.center.url}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        agent.close()
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from launcher.demo import run_demo
@@ -199,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--port", type=int, help="local API port (0 = any free port)")
     a.add_argument("--ready-file", help="write {url, pid} JSON here once the API answers")
     a.add_argument("--no-pumps", action="store_true", help="do not open the pump lines")
+    a.add_argument("--no-sync", action="store_true", help="no trade-center relay or MQTT (offline bench use)")
     a.set_defaults(func=cmd_agent)
 
     d = sub.add_parser("demo", help="everything with simulators: agent, pumps, center, broker, UI")
@@ -208,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=8640, help="local API port")
     d.add_argument("--run-for", type=float, default=None, help="stop after N seconds (smoke tests)")
     d.add_argument("--no-traffic", action="store_true", help="no simulated customers")
+    d.add_argument("--no-ui", action="store_true", help="do not start the UI")
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("config", help="configuration tools")
@@ -251,6 +342,32 @@ def _add_optional_commands(sub: Any) -> None:
         sp = simsub.add_parser("pumps", help="DART pump bus simulator on a PTY or TCP port")
         pump_sim_cli.add_arguments(sp)
         sp.set_defaults(func=pump_sim_cli.run)
+    from sync.center_sim import cli as center_sim_cli
+
+    sc = simsub.add_parser("center", help="trade-center simulator: HTTP payment API + MQTT publisher")
+    center_sim_cli.add_arguments(sc)
+    sc.set_defaults(func=center_sim_cli.run)
+
+    rep = sub.add_parser("report", help="reports")
+    rsub = rep.add_subparsers(dest="report_command", required=True)
+    rr = rsub.add_parser("reconcile", help="the day's trades vs the center's bill and settlement")
+    rr.add_argument("--config", required=True, help="station config TOML")
+    rr.add_argument("--date", required=True, help="UTC day YYYY-MM-DD")
+    rr.add_argument("--db", help="database path (default: from config)")
+    rr.set_defaults(func=cmd_report_reconcile)
+
+    from ui import cli as ui_cli
+
+    u = sub.add_parser("ui", help="the dual-screen UI (cashier window + customer display)")
+    ui_cli.add_arguments(u)
+    u.set_defaults(func=ui_cli.run)
+
+    from launcher import setup_wizard
+
+    st = sub.add_parser("setup", help="field setup wizard: ports, pumps, nozzles, station, center (writes a config)")
+    setup_wizard.add_arguments(st)
+    st.set_defaults(func=setup_wizard.run)
+
     proto = sub.add_parser("proto", help="pump protocol tools")
     psub = proto.add_subparsers(dest="proto_command", required=True)
     try:
@@ -267,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     rc: int = args.func(args)
     return rc
 

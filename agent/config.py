@@ -38,12 +38,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 __all__ = [
     "ApiConfig",
+    "CashierConf",
+    "CatalogItemConf",
     "CenterConfig",
+    "CheckoutConf",
     "ConfigError",
     "GradeConfig",
     "LineConf",
     "NozzleConf",
     "PolicyConfig",
+    "PrinterConf",
+    "PromotionConf",
     "PumpConf",
     "StationConfig",
     "load_config",
@@ -148,6 +153,60 @@ class PolicyConfig(_Model):
     max_price_step_fen: Annotated[int, Field(ge=1, le=10_000)] = 200
 
 
+class CatalogItemConf(_Model):
+    """A shop item sold at the counter (the center's catalog replaces these when it sends one)."""
+
+    sku: Annotated[str, Field(min_length=1, max_length=32)]  #: barcode (EAN-13) or internal code
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    price_fen: Annotated[int, Field(ge=1, le=10_000_000)]
+    plu: Annotated[str, Field(max_length=8)] = ""  #: short code typed by the cashier
+
+
+class PromotionConf(_Model):
+    """A cached promotion rule (the center's versioned rules replace these)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    #: level_price: members of ``level`` pay ``price_fen`` per litre of ``grade``;
+    #: per_litre: ``off_fen_per_l`` off per litre of ``grade`` (optionally only for ``level``);
+    #: spend_and_get: ``off_fen`` off an order of at least ``threshold_fen`` (满额减).
+    kind: Literal["level_price", "per_litre", "spend_and_get"]
+    grade: str = ""
+    level: str = ""
+    price_fen: Annotated[int, Field(ge=0, le=100_000)] = 0
+    off_fen_per_l: Annotated[int, Field(ge=0, le=10_000)] = 0
+    threshold_fen: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    off_fen: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+
+
+class CashierConf(_Model):
+    """A bootstrap account; the PIN is stored only as a salted hash in the database."""
+
+    id: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=32)]
+    role: Literal["cashier", "supervisor", "manager"] = "cashier"
+    pin: Annotated[str, Field(min_length=4, max_length=12, pattern=r"^[0-9]+$")]
+
+
+class CheckoutConf(_Model):
+    #: A confirmed quote is honoured this long; payment after that needs a new quote.
+    quote_ttl_s: Annotated[int, Field(ge=10, le=3600)] = 300
+    #: Points are worth this many fen each when redeemed; one point earned per yuan paid.
+    point_value_fen: Annotated[int, Field(ge=0, le=100)] = 1
+    #: At most this share (percent) of the payable may be paid with points.
+    max_points_percent: Annotated[int, Field(ge=0, le=100)] = 50
+    #: Stored value may be spent offline up to the cached balance (refused when False).
+    offline_stored_value: bool = True
+
+
+class PrinterConf(_Model):
+    #: "" = no printer (receipts still rendered); file:///path appends ESC/POS bytes; tcp://host:9100 network.
+    url: str = ""
+    #: CJK text encoding the printer's Chinese mode expects.
+    encoding: Literal["gb18030", "gbk", "utf-8"] = "gb18030"
+    width_chars: Annotated[int, Field(ge=24, le=64)] = 32
+
+
 class StationConfig(_Model):
     station: StationSection
     api: ApiConfig = ApiConfig()
@@ -156,6 +215,11 @@ class StationConfig(_Model):
     policy: PolicyConfig = PolicyConfig()
     grades: Annotated[list[GradeConfig], Field(min_length=1)]
     lines: list[LineConf] = []
+    catalog: list[CatalogItemConf] = []
+    promotions: list[PromotionConf] = []
+    cashiers: list[CashierConf] = []
+    checkout: CheckoutConf = CheckoutConf()
+    printer: PrinterConf = PrinterConf()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StationConfig:
@@ -183,6 +247,12 @@ class StationConfig(_Model):
                         raise ValueError(f"{where}.nozzles[{ni}].logical: {nz.logical} repeats on this pump")
                     guns.add(nz.number)
                     logicals.add(nz.logical)
+        for i, promo in enumerate(self.promotions):
+            if promo.kind in ("level_price", "per_litre") and promo.grade not in codes:
+                raise ValueError(f"promotions[{i}].grade: unknown grade {promo.grade!r}, expected one of {codes}")
+        skus = [c.sku for c in self.catalog]
+        if len(set(skus)) != len(skus):
+            raise ValueError("catalog: an sku is listed twice")
         names = [line.name for line in self.lines]
         if len(set(names)) != len(names):
             raise ValueError("lines: line names must be unique")

@@ -364,6 +364,9 @@ class Forecourt:
             else:
                 fill_id = str(row[0])
             state = "finished" if ev.volume_ml > 0 or ev.amount_fen > 0 else "zero"
+            prepaid = db.execute("SELECT order_id FROM fills WHERE fill_id = ?", [fill_id]).fetchone()[0]
+            if prepaid is not None and state == "finished":
+                state = "paid"  # paid before it started (prepay / mobile order); any underrun is refunded
             db.execute(
                 "UPDATE fills SET state = ?, nozzle = ?, grade = ?, volume_ml = ?, amount_fen = ?, price_fen = ?,"
                 " price_set_version = COALESCE(price_set_version, ?), start_total_ml = ?, end_total_ml = ?,"
@@ -475,7 +478,8 @@ class Forecourt:
 
     # ------------------------------------------------------------ commands
     def authorize(self, pump_id: int, *, nozzles: tuple[int, ...] = (), preset_amount_fen: int | None = None,
-                  preset_volume_ml: int | None = None, actor: str = "cashier") -> dict[str, Any]:
+                  preset_volume_ml: int | None = None, actor: str = "cashier",
+                  order_id: str | None = None) -> dict[str, Any]:
         """Authorize a fill; the fill id is committed before the first bus command (R1/R2)."""
         view = self._view(pump_id)
         if preset_amount_fen is not None and preset_volume_ml is not None:
@@ -515,9 +519,9 @@ class Forecourt:
                 raise Conflict(f"pump {pump_id} has {unpaid} unpaid sales: pay the previous sale first",
                                code="pay_previous_sale", unpaid=unpaid)
             db.execute("INSERT INTO fills(fill_id, pump_id, state, preset_amount_fen, preset_volume_ml,"
-                       " price_set_version, authorized_at_ms, created_at_ms)"
-                       " VALUES (?, ?, 'authorized', ?, ?, ?, ?, ?)",
-                       [fill_id, pump_id, preset_amount_fen, preset_volume_ml, version, now, now])
+                       " price_set_version, authorized_at_ms, created_at_ms, order_id)"
+                       " VALUES (?, ?, 'authorized', ?, ?, ?, ?, ?, ?)",
+                       [fill_id, pump_id, preset_amount_fen, preset_volume_ml, version, now, now, order_id])
             add_audit(db, at_ms=now, actor=actor, action="pump.authorize", target=f"pump:{pump_id}",
                       after={"fill_id": fill_id, "nozzles": list(nozzles), "preset_amount_fen": preset_amount_fen,
                              "preset_volume_ml": preset_volume_ml})

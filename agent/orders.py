@@ -8,6 +8,7 @@ request returns the order already stored instead of a second one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,9 @@ MAX_AMOUNT_FEN = 10_000_000  # 100 000 yuan: beyond this a typo is likelier than
 class LineRequest:
     """One requested line: a shop item (sku, name, unit price, quantity) or a plain amount."""
 
-    kind: str  # "item" | "amount"
+    kind: str  # "item" | "amount" | "fuel"
     amount_fen: int | None = None
+    fill_id: str | None = None
     sku: str | None = None
     name: str | None = None
     unit_price_fen: int | None = None
@@ -39,6 +41,8 @@ class LineRequest:
 
 class OrderService:
     def __init__(self, store: Store, clock: Clock, ids: IdSource, bus: EventBus, station_id: str) -> None:
+        #: Claims a finished fill for an order inside the order's transaction (set by the checkout).
+        self.fuel_claimer: Callable[[sqlite_utils.Database, str, str], None] | None = None
         self._store = store
         self._clock = clock
         self._ids = ids
@@ -47,7 +51,8 @@ class OrderService:
 
     # ------------------------------------------------------------ create
     def create(self, lines: list[LineRequest], *, cashier: str | None = None,
-               request_key: str | None = None) -> dict[str, Any]:
+               request_key: str | None = None, member_id: str | None = None, kind: str = "sale",
+               prepay_pump_id: int | None = None) -> dict[str, Any]:
         rows = self._validate(lines)
         order_id = self._ids.new_id()
         now = self._clock.now_ms()
@@ -60,19 +65,30 @@ class OrderService:
                     return str(row[0])
             seq = next_counter(db, f"receipt:{day}")
             receipt_no = f"{self._station_id}-{day}-{seq:05d}"
-            total = sum(r["amount_fen"] for r in rows)
+            total = sum(r.get("amount_fen", 0) for r in rows)
             db.execute(
                 "INSERT INTO orders(order_id, receipt_no, state, cashier, total_fen, discount_fen, payable_fen,"
-                " request_key, created_at_ms, updated_at_ms) VALUES (?, ?, 'init', ?, ?, 0, ?, ?, ?, ?)",
-                [order_id, receipt_no, cashier, total, total, request_key, now, now],
+                " request_key, created_at_ms, updated_at_ms, member_id, kind, prepay_pump_id)"
+                " VALUES (?, ?, 'init', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                [order_id, receipt_no, cashier, total, total, request_key, now, now, member_id, kind, prepay_pump_id],
             )
-            for i, r in enumerate(rows, start=1):
+            for r in rows:
+                if r["kind"] == "fuel":
+                    if self.fuel_claimer is None:
+                        raise InvalidRequest("fuel lines need the pump controller", code="no_pumps")
+                    self.fuel_claimer(db, order_id, r["fill_id"])
+                    continue
+                i = 1 + db.execute("SELECT COALESCE(MAX(line_no), 0) FROM order_lines WHERE order_id = ?",
+                                   [order_id]).fetchone()[0]
                 db.execute(
                     "INSERT INTO order_lines(order_id, line_no, kind, name, sku, quantity, unit_price_fen,"
                     " amount_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [order_id, i, r["kind"], r["name"], r["sku"], r["quantity"], r["unit_price_fen"],
                      r["amount_fen"]],
                 )
+            db.execute("UPDATE orders SET total_fen = (SELECT COALESCE(SUM(amount_fen), 0) FROM order_lines"
+                       " WHERE order_id = ?1), payable_fen = (SELECT COALESCE(SUM(amount_fen), 0) FROM order_lines"
+                       " WHERE order_id = ?1) WHERE order_id = ?1", [order_id])
             enqueue(db, event_id=f"order:{order_id}:created", aggregate="order", aggregate_id=order_id,
                     kind="order.created", payload=_order_payload(db, order_id), now_ms=now)
             return order_id
@@ -92,7 +108,11 @@ class OrderService:
         rows: list[dict[str, Any]] = []
         for i, ln in enumerate(lines):
             where = f"lines[{i}]"
-            if ln.kind == "amount":
+            if ln.kind == "fuel":
+                if not ln.fill_id:
+                    raise InvalidRequest(f"{where}: a fuel line needs fill_id", code="bad_line", line=i)
+                rows.append({"kind": "fuel", "fill_id": ln.fill_id, "amount_fen": 0})
+            elif ln.kind == "amount":
                 amount = _positive(ln.amount_fen, f"{where}.amount_fen")
                 rows.append({"kind": "amount", "name": ln.name or "买单", "sku": None, "quantity": 1,
                              "unit_price_fen": amount, "amount_fen": amount})
@@ -106,7 +126,7 @@ class OrderService:
                 rows.append({"kind": "item", "name": ln.name, "sku": ln.sku, "quantity": qty,
                              "unit_price_fen": price, "amount_fen": price * qty})
             else:
-                raise InvalidRequest(f"{where}.kind: expected 'item' or 'amount', got {ln.kind!r}",
+                raise InvalidRequest(f"{where}.kind: expected 'fuel', 'item' or 'amount', got {ln.kind!r}",
                                      code="bad_line", line=i)
         total = sum(r["amount_fen"] for r in rows)
         if total > MAX_AMOUNT_FEN:
@@ -123,6 +143,7 @@ class OrderService:
             "SELECT line_no, kind, name, sku, fill_id, quantity, volume_ml, unit_price_fen, amount_fen,"
             " discount_fen FROM order_lines WHERE order_id = ? ORDER BY line_no", (order_id,))
         order.pop("request_key", None)
+        order["quote"] = json.loads(order["quote"]) if order.get("quote") else None
         return order
 
     def list(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -41,6 +41,8 @@ class Agent:
         self._links: dict[str, bool] = {"center": False, "broker": False}
         #: The pump controller (agent.forecourt.Forecourt) when pumps are configured; set by it.
         self.forecourt: Any = None
+        #: The checkout (agent.checkout.service.CheckoutService) when started; set by it.
+        self.checkout: Any = None
 
     # ------------------------------------------------------------ connectivity
     def set_link(self, name: str, up: bool, detail: str = "") -> None:

@@ -1,9 +1,10 @@
 """``forecourt demo``: the whole station on one machine, with simulators.
 
-Starts, as child processes: the pump bus simulator (8 DART pumps on TCP,
-simulated customers), the agent (store + local API), and — as their issues
-land — Mosquitto, the trade-center simulator and the dual-screen UI.
-Headless mode renders the screens offscreen.  Ctrl-C (or ``--run-for``)
+Starts, as child processes: Mosquitto on a free loopback port, the
+trade-center simulator (HTTP + MQTT, demo members, coupons, promotions), the
+pump bus simulator (8 DART pumps on TCP, simulated customers), the agent
+(store, pumps, checkout, sync, local API) and the dual-screen UI.  Headless
+mode renders the screens offscreen (and saves screenshots in the demo dir).  Ctrl-C (or ``--run-for``)
 stops everything in reverse order.
 """
 
@@ -32,7 +33,8 @@ def free_port() -> int:
 
 
 def demo_config(station_id: str, pumps: int, bus_url: str, api_port: int, nozzles_per_pump: int = 2,
-                *, auto_authorize: bool = False) -> str:
+                *, auto_authorize: bool = False, center_url: str = "http://127.0.0.1:8650",
+                mqtt_port: int = 1883) -> str:
     """A station config for ``pumps`` simulated DART pumps (two nozzles each) on one line.
 
     ``auto_authorize`` (a manager's opt-in, R3) lets a headless demo sell without a cashier.
@@ -42,6 +44,11 @@ def demo_config(station_id: str, pumps: int, bus_url: str, api_port: int, nozzle
         "[api]", 'host = "127.0.0.1"', f"port = {api_port}", "",
         "[database]", 'path = "forecourt.db"', "",
         "[policy]", f"auto_authorize = {'true' if auto_authorize else 'false'}", "",
+        "[center]", f'url = "{center_url}"', 'mqtt_host = "127.0.0.1"', f"mqtt_port = {mqtt_port}", "",
+        "[[cashiers]]", 'id = "c01"', 'name = "张三"', 'role = "cashier"', 'pin = "1234"', "",
+        "[[cashiers]]", 'id = "s01"', 'name = "李站长"', 'role = "manager"', 'pin = "9999"', "",
+        "[[catalog]]", 'sku = "6901234567892"', 'plu = "101"', 'name = "矿泉水 550ml"', "price_fen = 200", "",
+        "[[catalog]]", 'sku = "6920202888883"', 'plu = "102"', 'name = "红牛 250ml"', "price_fen = 650", "",
     ]
     for code, name, price in GRADES:
         out += ["[[grades]]", f'code = "{code}"', f'name = "{name}"', f"price_fen = {price}", ""]
@@ -120,23 +127,33 @@ def run_demo(args: argparse.Namespace) -> int:
         env["QT_QPA_PLATFORM"] = "offscreen"
     exe = [sys.executable, "-m", "main"]
     children = _Children()
-    bus_port, control_port = free_port(), free_port()
+    bus_port, control_port, mqtt_port, center_port = free_port(), free_port(), free_port(), free_port()
     cfg_path = workdir / "station.toml"
     cfg_path.write_text(demo_config("DEMO01", args.pumps, f"socket://127.0.0.1:{bus_port}", args.port,
-                                    auto_authorize=args.headless), encoding="utf-8")
+                                    auto_authorize=args.headless, center_url=f"http://127.0.0.1:{center_port}",
+                                    mqtt_port=mqtt_port), encoding="utf-8")
     rc = 0
     try:
+        from sync.broker import start_mosquitto
+
+        broker = start_mosquitto(mqtt_port, workdir / "mosquitto")
+        children.procs.append(("mosquitto", broker))
+        print(f"[demo] started mosquitto on 127.0.0.1:{mqtt_port}", flush=True)
+        children.start("trade-center simulator", [*exe, "sim", "center", "--simulate", "--http",
+                                                  f"127.0.0.1:{center_port}", "--mqtt-port", str(mqtt_port),
+                                                  "--station", "DEMO01", "--state", str(workdir / "center.json")],
+                       workdir / "center.log", env)
         if _pump_sim_available():
             sim = [*exe, "sim", "pumps", "--simulate", "--pumps", str(args.pumps), "--nozzles-per-pump", "2",
-                         "--tcp", f"127.0.0.1:{bus_port}", "--control", f"127.0.0.1:{control_port}",
-                         "--ledger", str(workdir / "pump-ledger.jsonl")]
+                   "--tcp", f"127.0.0.1:{bus_port}", "--control", f"127.0.0.1:{control_port}",
+                   "--ledger", str(workdir / "pump-ledger.jsonl")]
             if not args.no_traffic:
                 sim.append("--demo-traffic")
             children.start("pump simulator", sim, workdir / "pumps.log", env)
             agent_flags: list[str] = []
         else:
             agent_flags = ["--no-pumps"]
-        children.start("agent", exe + ["agent", "--config", str(cfg_path), *agent_flags],
+        children.start("agent", [*exe, "agent", "--config", str(cfg_path), *agent_flags],
                        workdir / "agent.log", env)
         url = f"http://127.0.0.1:{args.port}"
         health = _wait_health(url, children)
@@ -144,6 +161,12 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"[demo] agent is up: {url}/health → {json.dumps(health, ensure_ascii=False)}", flush=True)
         print(f"[demo] API docs: {url}/docs  token: {workdir / 'api-token'} ({token[:6]}…)", flush=True)
         print(f"[demo] pump simulator control: 127.0.0.1:{control_port}; Ctrl-C stops the demo", flush=True)
+        if not args.no_ui:
+            ui = [*exe, "ui", "--api", url, "--token-file", str(workdir / "api-token")]
+            if args.headless:
+                ui += ["--screenshot", str(workdir / "screens")]
+            children.start("dual-screen UI", ui, workdir / "ui.log", env)
+        print("[demo] cashier login: c01 / PIN 1234 (manager s01 / 9999); member phone 13800000001", flush=True)
         stop_at = time.monotonic() + args.run_for if args.run_for else None
         stopping = {"flag": False}
 

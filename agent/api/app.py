@@ -106,6 +106,9 @@ def create_app(agent: Agent, token: str, *, allowed_hosts: set[str] | None = Non
 
     @app.post("/api/v1/orders/{order_id}/cancel", tags=["orders"])
     def cancel_order(order_id: str, body: CancelIn, who: Auth) -> dict[str, Any]:
+        if agent.checkout is not None:  # releases fills, coupon locks and points holds too
+            result: dict[str, Any] = agent.checkout.cancel(order_id, actor=who, reason=body.reason)
+            return result
         return agent.orders.cancel(order_id, actor=who, reason=body.reason)
 
     @app.get("/api/v1/events", tags=["events"], response_class=StreamingResponse)
@@ -129,9 +132,11 @@ def create_app(agent: Agent, token: str, *, allowed_hosts: set[str] | None = Non
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
+    from agent.api.checkout import router as checkout_router
     from agent.api.pumps import router as pumps_router
 
     app.include_router(pumps_router)
+    app.include_router(checkout_router)
     if extra_routes is not None:
         extra_routes(app, agent)
     return app

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.api.auth import Auth
+from agent.api.auth import Auth, require_role
 from agent.errors import Unavailable
 from agent.forecourt import Forecourt
 
@@ -89,6 +89,7 @@ def emergency_stop(pump_id: int, request: Request, who: Auth) -> dict[str, Any]:
 
 @router.post("/pumps/{pump_id}/lock")
 def lock(pump_id: int, body: LockIn, request: Request, who: Auth) -> dict[str, Any]:
+    require_role(request, "supervisor")
     return _fc(request).set_locked(pump_id, body.locked, reason=body.reason, actor=who)
 
 
@@ -120,6 +121,7 @@ def set_prices(body: PricesIn, request: Request, who: Auth) -> dict[str, Any]:
 
     if not body.confirm:
         raise InvalidRequest("a price change needs confirm=true (second confirmation)", code="confirm_required")
+    require_role(request, "manager")
     fc = _fc(request)
     version = fc.prices.new_version(body.prices_fen, actor=who,
                                     max_step_fen=fc.agent.config.policy.max_price_step_fen)

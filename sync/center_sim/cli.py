@@ -70,8 +70,10 @@ def demo_seed(state: CenterState) -> dict[str, dict[str, Any]]:
             {"code": "92", "name": "92#汽油"}, {"code": "95", "name": "95#汽油"}, {"code": "0", "name": "0#柴油"}]}},
         "prices": {"version": 2, "data": {"prices_fen": {"92": 789, "95": 839}}},
         "promotions": {"version": 1, "data": {"rules": [
-            {"id": "spend-200-get-10", "kind": "spend_and_get", "min_spend_fen": 20_000, "off_fen": 1000},
-            {"id": "member-95-off-20", "kind": "level_price", "level": "gold", "grade": "95", "off_fen_per_l": 20}]}},
+            {"id": "spend-200-get-10", "name": "满200减10", "kind": "spend_and_get", "threshold_fen": 20_000,
+             "off_fen": 1000},
+            {"id": "gold-95-off-20", "name": "金卡95#每升减2角", "kind": "per_litre", "level": "gold", "grade": "95",
+             "off_fen_per_l": 20}]}},
         "catalog": {"version": 1, "data": {"items": [
             {"sku": "6901234567892", "name": "矿泉水 550ml", "price_fen": 200},
             {"sku": "6920202888883", "name": "红牛 250ml", "price_fen": 650}]}},
@@ -85,7 +87,7 @@ def demo_seed(state: CenterState) -> dict[str, dict[str, Any]]:
         state.members.setdefault("M002", {"member_id": "M002", "name": "李四", "level": "normal",
                                           "phone": "13800000002", "card_no": "8800002", "plates": [],
                                           "balance_fen": 0, "points": 0})
-        for i, (kind, value) in enumerate((("cash", 1000), ("cash", 500), ("rate", 95)), start=1):
+        for i, (kind, value) in enumerate((("cash", 1000), ("cash", 500), ("rate", 500)), start=1):
             state.coupons.setdefault(f"C00{i}", {"coupon_id": f"C00{i}", "member_id": "M001", "kind": kind,
                                                  "value": value, "min_spend_fen": 10_000, "state": "available"})
         return {k: dict(v) for k, v in state.config.items()}
