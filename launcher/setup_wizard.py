@@ -260,6 +260,39 @@ def write_config(doc: dict[str, Any], path: Path) -> StationConfig:
     return cfg
 
 
+# ------------------------------------------------------------------ udev names
+def udev_rules(lines: list[Line], ports: list[Any]) -> tuple[str, list[str]]:
+    """Rules naming each line's USB adapter ``/dev/forecourt/<line name>``; returns (text, notes).
+
+    An adapter with a USB serial number is matched by vendor/product/serial (it may move between
+    sockets); one without is matched by the USB socket it is plugged into (``KERNELS``).  Lines
+    whose port is not a USB adapter are left alone (noted).  ``ports`` are ``PortInfo``s.
+    """
+    by_dev = {os.path.realpath(p.device): p for p in ports}
+    rules = ["# Written by `forecourt setup`: stable names for the pump lines' USB adapters.",
+             "# Apply: udevadm control --reload-rules && udevadm trigger --subsystem-match=tty"]
+    notes = []
+    for line in lines:
+        if "://" in line.url:
+            continue
+        port = by_dev.get(os.path.realpath(line.url))
+        if port is None or port.vid is None:
+            notes.append(f"{line.name}: {line.url} is not a USB adapter; no udev name")
+            continue
+        if port.serial_number:
+            match = (f'ENV{{ID_VENDOR_ID}}=="{port.vid:04x}", ENV{{ID_MODEL_ID}}=="{port.pid or 0:04x}", '
+                     f'ENV{{ID_SERIAL_SHORT}}=="{port.serial_number}"')
+        elif port.location:
+            match = f'KERNELS=="{port.location}"'
+            notes.append(f"{line.name}: adapter has no serial number; named by its USB socket {port.location}")
+        else:
+            notes.append(f"{line.name}: {line.url} has neither serial number nor location; no udev name")
+            continue
+        rules.append(f'SUBSYSTEM=="tty", {match}, SYMLINK+="forecourt/{line.name}"')
+        line.url = f"/dev/forecourt/{line.name}"
+    return "\n".join(rules) + "\n", notes
+
+
 # ------------------------------------------------------------------ connection tests
 def probe_center(url: str, ca_file: str | None, timeout_s: float = 3.0) -> tuple[bool, str]:
     import httpx
@@ -339,6 +372,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nozzle-grades", default="", help="grade per logical nozzle for every pump, e.g. 92,95")
     parser.add_argument("--nozzle", action="append", default=[], metavar="PUMP.LOGICAL=GRADE",
                         help="one nozzle's grade, overriding --nozzle-grades for that pump")
+    parser.add_argument("--udev-rules", metavar="FILE",
+                        help="also write udev rules naming each line's USB adapter /dev/forecourt/<line> "
+                             "(e.g. /etc/udev/rules.d/62-forecourt-buses.rules) and use those names")
     parser.add_argument("--test", action="store_true", help="test center and broker connections (flags mode)")
     parser.add_argument("--require-connections", action="store_true",
                         help="with --test: refuse to write when a connection test fails")
@@ -473,7 +509,19 @@ def run(args: argparse.Namespace, *, ask: Callable[[str], str] = input,
             if not _Prompt(ask, say).yes(f"Write {path}?"):
                 say("nothing written")
                 return 1
+        rules = None
+        if args.udev_rules:
+            from drivers.discovery import list_serial_ports
+
+            rules, notes = udev_rules(a.lines, list_serial_ports())
+            for note in notes:
+                say(f"  udev: {note}")
+        doc = build_document(a)
+        validate(doc, str(path))
         a = install_certs(a, path)
+        if rules is not None:
+            _atomic_write(Path(args.udev_rules), rules.encode(), 0o644)
+            say(f"wrote {args.udev_rules}: udevadm control --reload-rules && udevadm trigger --subsystem-match=tty")
         cfg = write_config(build_document(a), path)
     except WizardError as exc:
         say(f"setup: {exc}")

@@ -129,3 +129,20 @@ def test_toml_writer_round_trips_awkward_strings() -> None:
     doc = {"station": {"id": "X", "name": 'a "q" \\ 油站\n\t'}, "grades": [{"code": "92", "name": "x", "price_fen": 1}]}
     assert tomllib.loads(setup_wizard.to_toml(doc))["station"]["name"] == doc["station"]["name"]
     assert os.sep == "/"
+
+
+def test_udev_rules_name_usb_adapters_by_serial_or_socket() -> None:
+    from drivers.discovery import PortInfo
+
+    ports = [PortInfo("/dev/ttyUSB0", vid=0x0403, pid=0x6001, serial_number="A10K1234", location="1-2:1.0"),
+             PortInfo("/dev/ttyUSB1", vid=0x1A86, pid=0x7523, location="1-3:1.0"),
+             PortInfo("/dev/ttyS0")]
+    lines = [setup_wizard.Line("bus1", "/dev/ttyUSB0"), setup_wizard.Line("bus2", "/dev/ttyUSB1"),
+             setup_wizard.Line("bus3", "/dev/ttyS0"), setup_wizard.Line("sim", "socket://127.0.0.1:1")]
+    text, notes = setup_wizard.udev_rules(lines, ports)
+    assert 'ENV{ID_SERIAL_SHORT}=="A10K1234", SYMLINK+="forecourt/bus1"' in text
+    assert 'ENV{ID_VENDOR_ID}=="0403", ENV{ID_MODEL_ID}=="6001"' in text
+    assert 'KERNELS=="1-3:1.0", SYMLINK+="forecourt/bus2"' in text
+    assert [ln.url for ln in lines] == ["/dev/forecourt/bus1", "/dev/forecourt/bus2", "/dev/ttyS0",
+                                        "socket://127.0.0.1:1"]
+    assert any("bus3" in n for n in notes) and any("USB socket" in n for n in notes)
