@@ -1,10 +1,12 @@
 """Customer display (客显): ads when idle, the order as it changes, the QR to pay, the result.
 
-Shows one ``viewmodels.CustomerView`` at a time (from ``CheckoutController``)
-plus, while idle, the live litres/amount of a fuelling pump is not shown here —
-the customer sees the pump's own display.  Big text: sizes scale with the
-window height so the same layout reads at 800×600 and at 1920×1080.
-Limits: the slideshow is text slides from the catalog (no image assets yet).
+Shows one ``viewmodels.CustomerView`` at a time (from ``CheckoutController``):
+each order line as name + "litres × unit price" with its amount, the discounts
+by name, subtotal, discount and the payable total; the merchant QR beside the
+order while an online leg waits; the result with change and thank-you.  Big
+text: sizes scale with the window height, so the same layout reads at 800×600
+and at 1920×1080.  Limits: the idle slideshow is text slides (no image or video
+assets yet); live litres while fuelling are on the pump's own display, not here.
 """
 
 from __future__ import annotations
@@ -71,13 +73,12 @@ class CustomerDisplay(QWidget):
         self.headline = QLabel(self.order_page)
         self.headline.setObjectName("headline")
         left.addWidget(self.headline)
-        self.table = QTableWidget(0, 3, self.order_page)
+        self.table = QTableWidget(0, 2, self.order_page)  # "name\ndetail" | amount
         self.table.setObjectName("customer_lines")
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -160,9 +161,9 @@ class CustomerDisplay(QWidget):
         self.headline.setText(view.headline if view.phase is Phase.ORDER else tr("cust.your_order"))
         self.table.setRowCount(len(view.rows))
         for r, row in enumerate(view.rows):
-            for c, text in enumerate((row.title, row.detail, row.amount)):
+            for c, text in enumerate((f"{row.title}\n{row.detail}" if row.detail else row.title, row.amount)):
                 item = QTableWidgetItem(text)
-                if c == 2:
+                if c == 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         self.table.resizeRowsToContents()

@@ -61,6 +61,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "pump.error": ("故障", "Error"),
     "pump.locked": ("已锁定", "Locked"),
     "pump.unpaid": ("挂单 {n}", "Unpaid {n}"),
+    "pump.unpaid_status": ("待结算", "To be paid"),
     "pump.act.authorize": ("授权", "Authorize"),
     "pump.act.stop": ("停止", "Stop"),
     "pump.act.add": ("结算挂单", "Add to order"),

@@ -140,7 +140,7 @@ def pump_tile(snap: dict[str, Any], grade_names: dict[str, str] | None = None) -
         primary = primary or "authorize"
     return PumpTile(
         pump_id=int(snap["pump_id"]), display=display, title=tr("pump.title", n=snap["pump_id"]),
-        status=tr(f"pump.{display}") if display != "unpaid" else tr("pump.idle"),
+        status=tr("pump.unpaid_status") if display == "unpaid" else tr(f"pump.{display}"),
         detail=detail, litres=litres(volume) if live else "", amount=money(amount) if live else "",
         unpaid=unpaid, unpaid_text=tr("pump.unpaid", n=unpaid) if unpaid else "",
         blink=display == "calling", background=bg, foreground=fg, blink_background=blink_bg,

@@ -39,6 +39,7 @@ def fuel(qtbot: Any, session: Any, live: LiveStation, pid: int, *, min_ml: int) 
     live.st.sim.hang(pid)
     qtbot.waitUntil(lambda: tile(session, pid).tile.display == "unpaid", timeout=WAIT)
     assert tile(session, pid).unpaid.text() == "挂单 1"
+    assert tile(session, pid).status.text() == "待结算"
 
 
 def press_keys(qtbot: Any, session: Any, text: str) -> None:
@@ -61,8 +62,10 @@ def test_postpay_sale_fuel_plus_shop_item_cash_with_change(qtbot: Any, session: 
     assert cashier.order_panel.table.item(0, 2).text() == "¥" + _yuan(fill["amount_fen"])
     qtbot.waitUntil(lambda: customer.view.phase is Phase.ORDER, timeout=WAIT)
     assert customer.stack.currentWidget() is customer.order_page
-    assert customer.table.item(0, 0).text() == "1号机 1号枪 92#"
-    assert "升 × ¥7.89/升" in customer.table.item(0, 1).text()
+    title, detail = customer.table.item(0, 0).text().split("\n")
+    assert title == "1号机 1号枪 92#"
+    assert detail.endswith(" 升 × ¥7.89/升")
+    assert customer.table.item(0, 1).text() == "¥" + _yuan(fill["amount_fen"])
 
     # a shop item by PLU
     qtbot.keyClicks(cashier.order_panel.search_edit, "101")
@@ -71,7 +74,7 @@ def test_postpay_sale_fuel_plus_shop_item_cash_with_change(qtbot: Any, session: 
     total = fill["amount_fen"] + 200
     assert cashier.order_panel.payable.text() == "¥" + _yuan(total)
     qtbot.waitUntil(lambda: customer.payable.text() == "¥" + _yuan(total), timeout=WAIT)
-    assert customer.table.item(1, 0).text() == "矿泉水 550ml"
+    assert customer.table.item(1, 0).text() == "矿泉水 550ml\n1 × ¥2.00"
     save_screenshot(cashier, shots / "cashier_1024x768_order.png")
     save_screenshot(customer, shots / "customer_order.png")
 

@@ -28,6 +28,7 @@ class KeypadWidget(QWidget):
                 b = QPushButton(label, self)
                 b.setObjectName(f"key_{key}")
                 b.setMinimumHeight(48)
+                b.setStyleSheet("font-size: 22px; font-weight: bold;")
                 b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
                 b.setProperty("key", key)
                 b.clicked.connect(self._clicked)

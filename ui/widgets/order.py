@@ -237,6 +237,7 @@ class PaymentPanel(QFrame):
             b = QPushButton(self)
             b.setObjectName(f"tender_{m}")
             b.setMinimumHeight(46)
+            b.setStyleSheet("font-size: 16px; font-weight: bold;")
             b.setProperty("method", m)
             b.clicked.connect(self._tender_clicked)
             tenders.addWidget(b, i // 3, i % 3)

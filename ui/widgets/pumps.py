@@ -107,8 +107,8 @@ class PumpTileWidget(QFrame):
             f"QLabel#title {{ font-size: 17px; font-weight: bold; }}"
             f"QLabel#status {{ font-size: 15px; font-weight: bold; }}"
             f"QLabel#detail {{ font-size: 13px; }}"
-            f"QLabel#litres {{ font-size: 20px; font-weight: bold; }}"
-            f"QLabel#amount {{ font-size: 20px; font-weight: bold; }}"
+            f"QLabel#litres {{ font-size: 22px; font-weight: bold; }}"
+            f"QLabel#amount {{ font-size: 22px; font-weight: bold; }}"
             f"QLabel#unpaid {{ background: #FFEB3B; color: #000; border-radius: 6px; padding: 1px 6px;"
             f" font-size: 13px; font-weight: bold; }}"
             f"QPushButton#stop {{ background: #B71C1C; color: white; font-size: 15px; font-weight: bold;"
@@ -150,7 +150,7 @@ class PumpGrid(QWidget):
                 self._grid.removeWidget(w)
                 w.deleteLater()
             self.tiles = {}
-            cols = 4 if len(ids) <= 8 else 6 if len(ids) <= 18 else 8
+            cols = 2 if len(ids) <= 4 else 4 if len(ids) <= 8 else 6 if len(ids) <= 18 else 8
             for i, pid in enumerate(ids):
                 w = PumpTileWidget(pid, self)
                 w.activated.connect(self.activated)
