@@ -123,19 +123,35 @@ class PumpConf(_Model):
 
 class LineConf(_Model):
     name: Annotated[str, Field(min_length=1)]
-    protocol: Literal["dart"]
+    #: "dart" (Wayne DART, 8O1) or "gilbarco" (Gilbarco two-wire current loop, 8E1, 5787 baud).
+    protocol: Literal["dart", "gilbarco"]
     url: Annotated[str, Field(min_length=1)]
-    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    #: default 9600 for DART, 5787 for Gilbarco (which accepts only 5787 or 5760: never 9600, R10).
+    baudrate: Literal[1200, 2400, 4800, 5760, 5787, 9600, 19200, 38400, 57600, 115200] = 9600
     response_timeout_s: Annotated[float, Field(gt=0, le=5)] = 0.1
     max_consecutive_timeouts: Annotated[int, Field(ge=1, le=100)] = 5
     pumps: Annotated[list[PumpConf], Field(min_length=1, max_length=32)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _gilbarco_baud(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("protocol") == "gilbarco" and "baudrate" not in data:
+            return {**data, "baudrate": 5787}
+        return data
+
     @model_validator(mode="after")
     def _addresses(self) -> LineConf:
+        if self.protocol == "gilbarco":
+            if self.baudrate not in (5787, 5760):
+                raise ValueError(f"baudrate: Gilbarco two-wire runs at 5787 (or 5760) baud, not {self.baudrate}")
+            if len(self.pumps) > 16:
+                raise ValueError("pumps: a Gilbarco loop has at most 16 pumps")
         seen: set[int] = set()
         for i, p in enumerate(self.pumps):
             if self.protocol == "dart" and not 0x50 <= p.address <= 0x6F:
                 raise ValueError(f"pumps[{i}].address: DART address must be 0x50..0x6F, got {p.address:#x}")
+            if self.protocol == "gilbarco" and not 1 <= p.address <= 16:
+                raise ValueError(f"pumps[{i}].address: Gilbarco pump number must be 1..16, got {p.address}")
             if p.address in seen:
                 raise ValueError(f"pumps[{i}].address: {p.address:#x} is used twice on this line")
             seen.add(p.address)

@@ -2,7 +2,7 @@
 
 Everything above ``drivers/`` (the agent's forecourt controller) talks to pumps
 only through the types in this module.  Concrete protocols (``drivers.dart``,
-later ``drivers.gilbarco``) live in their own packages and are chosen by name
+``drivers.gilbarco``) live in their own packages and are chosen by name
 through ``drivers.registry``.
 
 Units: the domain works in integer millilitres, fen and fen per litre.  A
@@ -139,7 +139,7 @@ class PumpConfig:
     """One fuelling point on a line."""
 
     pump_id: int  #: station-wide pump number shown to people ("3号机")
-    address: int  #: bus address (DART 0x50-0x6F)
+    address: int  #: bus address (DART 0x50-0x6F, Gilbarco pump number 1-16)
     nozzles: tuple[int, ...] = (1,)  #: logical nozzle numbers on this point
     decimals: Decimals = field(default_factory=Decimals)
     #: R13: a newly commissioned pump only listens until writes are enabled.
@@ -153,10 +153,10 @@ class LineConfig:
     """One serial line (one RS-485 bus) and the pumps on it."""
 
     name: str
-    protocol: str  #: "dart" (later "gilbarco")
+    protocol: str  #: "dart" or "gilbarco"
     url: str  #: a device path, socket://host:port or a PTY path
     pumps: tuple[PumpConfig, ...]
-    baudrate: int = 9600
+    baudrate: int = 9600  #: DART 9600 (8O1); Gilbarco 5787 (8E1)
     response_timeout_s: float = 0.1
     max_consecutive_timeouts: int = 5
 

@@ -17,6 +17,7 @@ __all__ = ["DRIVERS", "create_line_driver"]
 #: protocol name -> (module, class); imported on first use.
 DRIVERS: dict[str, tuple[str, str]] = {
     "dart": ("drivers.dart.driver", "DartLineDriver"),
+    "gilbarco": ("drivers.gilbarco.driver", "GilbarcoLineDriver"),
 }
 
 

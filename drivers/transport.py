@@ -1,8 +1,9 @@
 """Serial byte transport: the only module that imports pyserial.
 
 :class:`SerialTransport` opens a pyserial URL (device path, PTY slave path, ``socket://host:port``,
-``rfc2217://``, ``spy://``) with **8 data bits, odd parity, 1 stop bit** and never falls back to 8N1:
-if odd parity cannot be set, :class:`~drivers.base.LineError`.  A reader thread only moves bytes
+``rfc2217://``, ``spy://``) with **8 data bits, the protocol's parity, 1 stop bit** -- odd (8O1) for
+DART, even (8E1) for Gilbarco two-wire -- and never falls back to another framing: if the parity
+cannot be set, :class:`~drivers.base.LineError`.  A reader thread only moves bytes
 from the port into a buffer; :meth:`read` waits on that buffer with a timeout and can be woken early
 by :meth:`wakeup` (emergency stop, close).
 
@@ -20,11 +21,14 @@ import serial
 
 from drivers.base import LineError
 
-__all__ = ["SerialTransport"]
+__all__ = ["PARITIES", "SerialTransport"]
+
+#: parity letter -> pyserial constant; "N" is deliberately absent (R10: no fallback to 8N1).
+PARITIES = {"O": serial.PARITY_ODD, "E": serial.PARITY_EVEN}
 
 
 def _clear_parity(url: str) -> bool:
-    """Clear PARENB/PARODD on a tty device path so pyserial can set 8O1 afresh; False if not a tty."""
+    """Clear PARENB/PARODD on a tty device path so pyserial can set the parity afresh; False if not a tty."""
     if "://" in url:
         return False
     try:
@@ -45,9 +49,12 @@ def _clear_parity(url: str) -> bool:
 class SerialTransport:
     """A byte pipe over one serial URL (see module docstring)."""
 
-    def __init__(self, url: str, baudrate: int, *, poll_s: float = 0.05) -> None:
+    def __init__(self, url: str, baudrate: int, *, parity: str = "O", poll_s: float = 0.05) -> None:
+        if parity not in PARITIES:
+            raise LineError(f"{url}: parity {parity!r} not allowed (only 8O1 or 8E1; never 8N1)")
         self.url = url
         self.baudrate = baudrate
+        self.parity = parity
         self.poll_s = poll_s
         self._port: serial.SerialBase | None = None
         self._buf = bytearray()
@@ -63,23 +70,23 @@ class SerialTransport:
         return self._port is not None
 
     def open(self) -> None:
-        """Open the port 8O1 and start the reader thread; raises LineError."""
+        """Open the port 8O1 or 8E1 and start the reader thread; raises LineError."""
         try:
             port = self._open_port()
         except termios.error as exc:
-            # pyserial cannot re-apply odd parity over a tty that already has it (seen on Linux PTYs
+            # pyserial cannot re-apply parity over a tty that already has it (seen on Linux PTYs
             # after an earlier holder died): clear the parity bits once and open again.
             if not _clear_parity(self.url):
-                raise LineError(f"cannot open {self.url} 8O1 at {self.baudrate}: {exc}") from exc
+                raise LineError(f"cannot open {self.url} 8{self.parity}1 at {self.baudrate}: {exc}") from exc
             try:
                 port = self._open_port()
             except (serial.SerialException, ValueError, OSError, termios.error) as exc2:
-                raise LineError(f"cannot open {self.url} 8O1 at {self.baudrate}: {exc2}") from exc2
+                raise LineError(f"cannot open {self.url} 8{self.parity}1 at {self.baudrate}: {exc2}") from exc2
         except (serial.SerialException, ValueError, OSError) as exc:
-            raise LineError(f"cannot open {self.url} 8O1 at {self.baudrate}: {exc}") from exc
-        if port.parity != serial.PARITY_ODD or port.bytesize != serial.EIGHTBITS:
+            raise LineError(f"cannot open {self.url} 8{self.parity}1 at {self.baudrate}: {exc}") from exc
+        if port.parity != PARITIES[self.parity] or port.bytesize != serial.EIGHTBITS or port.baudrate != self.baudrate:
             port.close()
-            raise LineError(f"{self.url}: odd parity not available; refusing 8N1")
+            raise LineError(f"{self.url}: 8{self.parity}1 at {self.baudrate} baud not available; refusing a fallback")
         self._port = port
         self._error = None
         self._stop.clear()
@@ -91,7 +98,7 @@ class SerialTransport:
                 self.url,
                 baudrate=self.baudrate,
                 bytesize=serial.EIGHTBITS,
-                parity=serial.PARITY_ODD,
+                parity=PARITIES[self.parity],
                 stopbits=serial.STOPBITS_ONE,
                 timeout=self.poll_s,
             )

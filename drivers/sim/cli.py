@@ -1,4 +1,4 @@
-"""``forecourt sim pumps``: run the DART pump bus simulator as a process.
+"""``forecourt sim pumps``: run the pump bus simulator (DART or Gilbarco two-wire) as a process.
 
 main.py mounts :func:`add_arguments` / :func:`run`; ``python -m drivers.sim.cli`` works too.
 Refuses to run without ``FORECOURT_DEV=1`` or ``--simulate``.  Prints the URL to give the driver
@@ -29,7 +29,8 @@ def _host_port(text: str) -> tuple[str, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simulate", action="store_true", help="confirm that simulated pumps are wanted")
-    parser.add_argument("--pumps", type=int, default=8, help="fuelling points (addresses 0x50..)")
+    parser.add_argument("--protocol", choices=["dart", "gilbarco"], default="dart", help="bus protocol spoken")
+    parser.add_argument("--pumps", type=int, default=8, help="fuelling points (DART 0x50.., Gilbarco 1..16)")
     parser.add_argument("--nozzles-per-pump", type=int, default=2)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a new PTY (default)")
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="flow speed-up factor")
     parser.add_argument("--flow", type=float, default=0.6, help="flow rate, litres/s")
     parser.add_argument("--prices", type=int, nargs="+", metavar="RAW", help="preset prices (else status 0)")
-    parser.add_argument("--baud", type=int, default=9600, help="wire-time simulation; 0 = off")
+    parser.add_argument("--baud", type=int, default=None, help="wire time (9600 DART, 5787 Gilbarco); 0 = off")
     parser.add_argument("--demo-traffic", action="store_true", help="random customers")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--ledger", metavar="FILE", help="append every fill as a JSON line")
@@ -62,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
             speed=args.speed,
             flow_l_s=args.flow,
             prices=tuple(args.prices) if args.prices else None,
-            baudrate=args.baud or None,
+            baudrate=(args.baud if args.baud is not None else 5787 if args.protocol == "gilbarco" else 9600) or None,
             seed=args.seed,
             ledger_path=args.ledger,
+            protocol=args.protocol,
         )
         sim.set_faults(
             crc_error_rate=args.crc_error_rate,

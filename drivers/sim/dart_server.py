@@ -106,8 +106,8 @@ class TcpStream:
 class SerialStream:
     """The pump side on a real port (e.g. a second USB-RS485 adapter), through the transport."""
 
-    def __init__(self, url: str, baudrate: int) -> None:
-        self._transport = SerialTransport(url, baudrate)
+    def __init__(self, url: str, baudrate: int, parity: str = "O") -> None:
+        self._transport = SerialTransport(url, baudrate, parity=parity)
         self._transport.open()
 
     def recv(self, timeout_s: float) -> bytes:

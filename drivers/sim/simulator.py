@@ -1,4 +1,4 @@
-"""In-process pump bus simulator: N dispensers on one DART line, a Python API, waits, a ledger.
+"""In-process pump bus simulator: N dispensers on one DART line or Gilbarco loop, an API, waits, a ledger.
 
 Refuses to start unless ``FORECOURT_DEV=1`` is set or ``simulate=True`` is passed (it must never be
 mistaken for real pumps).  Example::
@@ -9,7 +9,10 @@ mistaken for real pumps).  Example::
     sim.lift(1, 1); sim.wait_status(1, 4, timeout=5); sim.hang(1)
     sim.wait_fills(1, timeout=5); sim.ledger()[-1].volume_ml
 
-Pumps are numbered 1..N at addresses ``first_address + n - 1``.  All state sits behind one
+Pumps are numbered 1..N at addresses ``first_address + n - 1`` (DART) or at pump numbers 1..N
+(``protocol="gilbarco"``, up to 16; the pumps then start ready, status 1, as a Gilbarco pump keeps
+its prices; :mod:`drivers.sim.gilbarco_responder` maps the status codes).  Status codes in this API
+(``status``, ``wait_status``) are always the DART ones of :class:`~drivers.sim.pump.SimPump`.  All state sits behind one
 condition variable; ``wait_*`` block on it with a timeout (no sleeping loops).  Prices start unset
 (DART status 0) unless ``prices`` is given, which also resets the pumps to status 1.
 """
@@ -27,6 +30,8 @@ from typing import Any
 
 from drivers.base import ConfigError, Decimals
 from drivers.sim.dart_server import PtyStream, SerialStream, Stream, TcpStream, serve
+from drivers.sim.gilbarco_line import GilbarcoSimLine
+from drivers.sim.gilbarco_responder import GilbarcoResponder
 from drivers.sim.line import Faults, SimLine
 from drivers.sim.pump import LedgerEntry, SimPump
 from drivers.sim.responder import Responder
@@ -61,10 +66,15 @@ class PumpSimulator:
         tx_wrap_to: int = 1,
         seed: int | None = None,
         ledger_path: str | Path | None = None,
+        protocol: str = "dart",
     ) -> None:
         require_simulation(simulate)
-        if not 1 <= pumps <= 32 or not 1 <= nozzles_per_pump <= 9:
-            raise ConfigError("1-32 pumps with 1-9 nozzles each")
+        if protocol not in ("dart", "gilbarco"):
+            raise ConfigError(f"unknown simulated protocol {protocol!r} (dart, gilbarco)")
+        gilbarco = protocol == "gilbarco"
+        if not 1 <= pumps <= (16 if gilbarco else 32) or not 1 <= nozzles_per_pump <= 9:
+            raise ConfigError("1-32 DART / 1-16 Gilbarco pumps with 1-9 nozzles each")
+        self.protocol = protocol
         self.cond = threading.Condition()
         self.baudrate = baudrate
         self.speed = speed
@@ -74,7 +84,7 @@ class PumpSimulator:
         self.pumps = [
             SimPump(
                 n,
-                first_address + n - 1,
+                n if gilbarco else first_address + n - 1,
                 nozzles,
                 decimals or Decimals(),
                 flow_l_s=flow_l_s,
@@ -83,8 +93,16 @@ class PumpSimulator:
             )
             for n in range(1, pumps + 1)
         ]
-        self.responders = [Responder(p, tx_wrap_to) for p in self.pumps]
-        self.line = SimLine(self.responders, seed)
+        self.responders: list[Responder | GilbarcoResponder]
+        self.line: SimLine | GilbarcoSimLine
+        if gilbarco:
+            gil = [GilbarcoResponder(p) for p in self.pumps]
+            self.responders, self.line = list(gil), GilbarcoSimLine(gil, seed)
+            for p in self.pumps:
+                p.status = 1
+        else:
+            dart = [Responder(p, tx_wrap_to) for p in self.pumps]
+            self.responders, self.line = list(dart), SimLine(dart, seed)
         if prices is not None:
             for p in self.pumps:
                 p.set_prices(tuple(prices[(i - 1) % len(prices)] for i in nozzles))
@@ -129,7 +147,8 @@ class PumpSimulator:
 
     def start_serial(self, url: str) -> None:
         """Serve on a real serial port (the pump side of an RS-485 pair)."""
-        self._serve(SerialStream(url, self.baudrate or 9600))
+        gilbarco = self.protocol == "gilbarco"
+        self._serve(SerialStream(url, self.baudrate or (5787 if gilbarco else 9600), "E" if gilbarco else "O"))
 
     def close(self) -> None:
         self._stop.set()

@@ -247,7 +247,7 @@ def test_simulator_refuses_outside_dev_mode(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_registry_and_transport_errors() -> None:
-    bad = LineConfig("l", "gilbarco", "x", (PumpConfig(1, 0x50),))
+    bad = LineConfig("l", "no-such-protocol", "x", (PumpConfig(1, 0x50),))
     with pytest.raises(ConfigError):
         create_line_driver(bad, lambda e: None)
     with pytest.raises(LineError):
