@@ -335,3 +335,22 @@ def test_full_package_installs_offline_runs_against_simulators_and_doctor_is_ok(
         if agent.stdout is not None:
             agent.stdout.close()
     print(f"\npackage {deb.name}: {size_mb:.1f} MB")
+
+    # upgrade to revision 2 over a database one schema version behind: backup, migrate, new venv
+    db = var / "forecourt.db"
+    for suffix in ("", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    latest = _old_db(db)
+    deb2 = build(tmp_path / "out2", "--cache", str(ROOT / "build" / "wheels"), "--revision", "2")
+    proc = subprocess.run(["dpkg", f"--root={root}", "--force-script-chrootless", "--force-depends",
+                           "--force-not-root", "-i", str(deb2)], capture_output=True, text=True, timeout=300,
+                          env=offline)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"v{latest - 1} → v{latest}" in proc.stdout, proc.stdout
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+    assert conn.execute("SELECT value FROM counters WHERE name = 'receipt'").fetchone()[0] == 41
+    conn.close()
+    assert len(list((var / "backups").glob("forecourt-before-0.1.0-1-*.db"))) == 1
+    assert os.readlink(root / "opt/forecourt/venv") == "venvs/0.1.0-2"
+    assert sorted(p.name for p in (root / "opt/forecourt/venvs").iterdir()) == ["0.1.0-1", "0.1.0-2"]
