@@ -159,6 +159,11 @@ def check_pumps_via_bus(cfg: StationConfig) -> list[CheckResult]:
 
     out = []
     for line in cfg.lines:
+        if line.protocol != "dart":
+            out.append(CheckResult(f"line {line.name}", "WARN",
+                                   f"the bus probe speaks DART only; {line.protocol} line not probed",
+                                   "start the agent and run the doctor again (it then asks the agent)"))
+            continue
         if "://" not in line.url:
             holders = port_holders(line.url)
             if holders:

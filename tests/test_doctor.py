@@ -157,3 +157,17 @@ def test_a_port_held_by_another_process_is_not_probed(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_non_dart_lines_are_not_probed_on_the_bus() -> None:
+    doc = _cfg()
+    line = doc["lines"][0]  # type: ignore[index]
+    line["protocol"] = "gilbarco"
+    for i, pump in enumerate(line["pumps"]):
+        pump["address"] = i + 1
+    try:
+        cfg = parse_config(doc)
+    except Exception:
+        pytest.skip("this config schema knows only DART lines")
+    res = doctor_checks.check_pumps_via_bus(cfg)
+    assert [r.level for r in res] == ["WARN"] and "DART only" in res[0].message
