@@ -28,7 +28,12 @@ PARITIES = {"O": serial.PARITY_ODD, "E": serial.PARITY_EVEN}
 
 
 def _clear_parity(url: str) -> bool:
-    """Clear PARENB/PARODD on a tty device path so pyserial can set the parity afresh; False if not a tty."""
+    """Reset parity (PARENB/PARODD) and a custom speed on a tty device path so pyserial can set them
+    afresh; False if not a tty.
+
+    Linux PTYs keep the previous holder's settings; pyserial then fails to re-apply the same parity,
+    or a custom rate such as 5787 (BOTHER, which it cannot read back).
+    """
     if "://" in url:
         return False
     try:
@@ -38,12 +43,21 @@ def _clear_parity(url: str) -> bool:
     try:
         attrs = termios.tcgetattr(fd)
         attrs[2] &= ~(termios.PARENB | termios.PARODD)
+        cbaud = getattr(termios, "CBAUD", 0)
+        if cbaud and attrs[2] & cbaud not in _STANDARD_SPEEDS:
+            attrs[2] = (attrs[2] & ~cbaud) | termios.B9600
+            attrs[4] = attrs[5] = termios.B9600
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
     except termios.error:
         return False
     finally:
         os.close(fd)
     return True
+
+
+_STANDARD_SPEEDS = frozenset(
+    getattr(termios, f"B{rate}") for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+)
 
 
 class SerialTransport:
@@ -74,8 +88,8 @@ class SerialTransport:
         try:
             port = self._open_port()
         except termios.error as exc:
-            # pyserial cannot re-apply parity over a tty that already has it (seen on Linux PTYs
-            # after an earlier holder died): clear the parity bits once and open again.
+            # pyserial cannot re-apply parity or a custom speed over a tty that already has it
+            # (Linux PTYs after an earlier holder): reset them once and open again.
             if not _clear_parity(self.url):
                 raise LineError(f"cannot open {self.url} 8{self.parity}1 at {self.baudrate}: {exc}") from exc
             try:
@@ -95,13 +109,13 @@ class SerialTransport:
 
     def _open_port(self) -> serial.SerialBase:
         port: serial.SerialBase = serial.serial_for_url(
-                self.url,
-                baudrate=self.baudrate,
-                bytesize=serial.EIGHTBITS,
-                parity=PARITIES[self.parity],
-                stopbits=serial.STOPBITS_ONE,
-                timeout=self.poll_s,
-            )
+            self.url,
+            baudrate=self.baudrate,
+            bytesize=serial.EIGHTBITS,
+            parity=PARITIES[self.parity],
+            stopbits=serial.STOPBITS_ONE,
+            timeout=self.poll_s,
+        )
         return port
 
     def close(self) -> None:

@@ -367,9 +367,7 @@ class GilbarcoPoint:
             h = by_hose[fin.sale.hose]
             fin.totals = (h.volume, h.money)
         if job.purpose == "prices":
-            prices = tuple(
-                (n, dec.price_fen(by_hose[n].ppu1)) for n in sorted(self.config.nozzles) if n in by_hose
-            )
+            prices = tuple((n, dec.price_fen(by_hose[n].ppu1)) for n in sorted(self.config.nozzles) if n in by_hose)
             self.events.append(PricesRead(self.config.pump_id, now, prices))
 
     def _on_progress(self, live: tuple[int, int], money: int, now: float) -> None:

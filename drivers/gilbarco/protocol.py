@@ -236,8 +236,15 @@ class GilbarcoBus:
         if self._retry is not None:
             link, self._retry = self._retry, None
             return link
-        held = [lk for lk in self._links if lk.job is not None and lk.step > 0 and lk.online and
-                now >= lk.ready_at and lk.job.steps[lk.step].after_s == 0]
+        held = [
+            lk
+            for lk in self._links
+            if lk.job is not None
+            and lk.step > 0
+            and lk.online
+            and now >= lk.ready_at
+            and lk.job.steps[lk.step].after_s == 0
+        ]
         if held:
             return held[0]
         count = len(self._links)
