@@ -424,7 +424,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--download", action="store_true", help="pip download wheels for --arch (needs PyPI)")
     src.add_argument("--wheels", help="use the wheels in this directory")
     src.add_argument("--no-deps", action="store_true", help="bundle only the project wheel (layout tests)")
-    p.add_argument("--compression", default="xz", choices=["xz", "gzip", "zstd", "none"])
+    p.add_argument("--compression", default="gzip", choices=["gzip", "xz", "zstd", "none"],
+                   help="dpkg-deb -Z (default gzip: the wheels are compressed already; xz saves <1 %% in 50 s)")
     p.add_argument("--level", type=int, help="compression level (dpkg-deb -z)")
     return p.parse_args(argv)
 
