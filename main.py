@@ -198,14 +198,10 @@ class _Progress:
 
 # ---------------------------------------------------------------- doctor
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from agent.doctor import run_checks
+    from launcher.doctor_checks import run
 
-    results = run_checks(config_path=args.config, db_path=args.db, api_url=args.api)
-    worst = 0
-    for r in results:
-        print(f"[{r.level:4}] {r.name}: {r.message}" + (f"\n       → {r.action}" if r.action else ""))
-        worst = max(worst, {"OK": 0, "WARN": 1, "FAIL": 2}[r.level])
-    return EXIT_FAIL if worst == 2 else EXIT_OK
+    rc: int = run(args)
+    return rc
 
 
 # ---------------------------------------------------------------- sync
@@ -313,9 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_backup)
 
     dr = sub.add_parser("doctor", help="health report for a technician (exit 1 on FAIL)")
-    dr.add_argument("--config", help="station config TOML")
-    dr.add_argument("--db", help="database path")
-    dr.add_argument("--api", help="local API URL to probe, e.g. http://127.0.0.1:8640")
+    from launcher import doctor_checks
+
+    doctor_checks.add_arguments(dr)  # --config --db --api --no-network --no-pumps
     dr.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("sync", help="trade-center sync tools")

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +9,8 @@ import httpx
 import pytest
 
 from drivers.sim.simulator import PumpSimulator
-from tests.conftest import ROOT, free_port
+from tests.agent_process import AgentProcess
+from tests.conftest import free_port
 from tests.forecourt_harness import GRADES
 
 TOKEN = "test-token-0123456789abcdef"
@@ -31,42 +26,6 @@ def _config(path: Path, url: str, port: int) -> Path:
                  f'nozzles = [{{ number = {i + 1}, logical = 1, grade = "92" }}]']
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
     return path
-
-
-class AgentProcess:
-    def __init__(self, config: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "main", "agent", "--config", str(config)], cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=dict(os.environ, FORECOURT_DEV="1"))
-        lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._pump_output, args=(lines,), daemon=True)
-        self._reader.start()
-        seen = []
-        while True:
-            line = lines.get(timeout=30)
-            seen.append(line)
-            if "forecourt agent:" in line:
-                return
-            if not line:
-                raise AssertionError("agent exited before it was ready:\n" + "".join(seen[-20:]))
-
-    def _pump_output(self, lines: queue.Queue[str]) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            lines.put(line)
-        self.proc.stdout.close()
-        lines.put("")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self._reader.join(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(15)
-        self._reader.join(10)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import main
 from tests.conftest import ROOT, free_port
 
-SUBCOMMANDS = ("agent", "demo", "config", "backup", "doctor", "sync", "sim", "proto")
+SUBCOMMANDS = ("agent", "demo", "config", "backup", "doctor", "sync", "sim", "proto", "setup", "ui", "report")
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,20 +102,13 @@ class RefundService:
             if r["tender"] == "stored_value":
                 member = self._store.query_one("SELECT member_id FROM orders WHERE order_id = ?", (r["order_id"],))
                 member_id = member["member_id"] if member else None
-                if gw is not None and self.agent.online:
-                    gw.stored_value("credit", out_id=refund_id, member_id=member_id, amount_fen=r["amount_fen"])
-                else:
-                    now = self.agent.clock.now_ms()
-
-                    def tx(db: sqlite_utils.Database) -> None:
-                        db.execute("UPDATE members SET balance_fen = balance_fen + ? WHERE member_id = ?",
-                                   [r["amount_fen"], member_id])
-                        enqueue(db, event_id=f"stored_value:{refund_id}:credit", aggregate="member",
-                                aggregate_id=str(member_id), kind="stored_value.credit",
-                                payload={"member_id": member_id, "out_id": refund_id, "amount_fen": r["amount_fen"]},
-                                now_ms=now)
-
-                    self._store.write(tx)
+                if gw is None or member_id is None:
+                    return
+                # credited at the center only (the owner of the balance); offline it waits for the sentinel
+                balance = gw.stored_value("credit", out_id=refund_id, member_id=member_id,
+                                          amount_fen=r["amount_fen"])
+                self._store.write(lambda db: db.execute(
+                    "UPDATE members SET balance_fen = ? WHERE member_id = ?", [balance, member_id]))
             elif r["tender"] in ("qr_scan", "qr_show", "plate_pay"):
                 if gw is None:
                     return

@@ -201,6 +201,8 @@ class PaymentSagas:
                 if leg["state"] == "failed":
                     self._set_saga(saga["saga_id"], "compensating", leg["detail"].get("error"))
                     return
+                if leg["state"] == "intent":
+                    return  # unknown outcome: nothing async starts before the sync legs are settled
         for leg in legs:
             if leg["tender"] in ASYNC_TENDERS and leg["state"] in ("intent", "pending"):
                 self._crash("before_async_leg")
@@ -227,7 +229,7 @@ class PaymentSagas:
                 self._set_leg(leg, "failed", error=f"stored value refused: {exc}")
                 return
             except GatewayUnavailable:
-                pass  # fall through to the offline rule below
+                return  # outcome unknown: the leg stays 'intent'; the sentinel repeats it (same id)
             else:
                 self._store.write(lambda db: db.execute(
                     "UPDATE members SET balance_fen = ? WHERE member_id = ?", [balance, member_id]))
@@ -236,23 +238,45 @@ class PaymentSagas:
         if not self.agent.config.checkout.offline_stored_value:
             self._set_leg(leg, "failed", error="stored value needs the trade center (offline)")
             return
-        amount, pid = leg["amount_fen"], leg["payment_id"]
-        now = self.agent.clock.now_ms()
+        amount = leg["amount_fen"]
 
         def tx(db: sqlite_utils.Database) -> bool:
             row = db.execute("SELECT balance_fen FROM members WHERE member_id = ?", [member_id]).fetchone()
             if row is None or row[0] < amount:
                 return False
             db.execute("UPDATE members SET balance_fen = balance_fen - ? WHERE member_id = ?", [amount, member_id])
-            enqueue(db, event_id=f"stored_value:{pid}:debit", aggregate="member", aggregate_id=member_id,
-                    kind="stored_value.debit", payload={"member_id": member_id, "amount_fen": amount,
-                                                        "out_id": pid, "offline": True}, now_ms=now)
             return True
 
         if self._store.write(tx):
-            self._set_leg(leg, "confirmed", offline=True)
+            # spent against the cached balance; the sentinel debits the center (same id) once it answers
+            self._set_leg(leg, "confirmed", offline=True, center_synced=False)
         else:
             self._set_leg(leg, "failed", error="insufficient stored value (cached balance, offline)")
+
+    def sync_offline_stored_value(self) -> None:
+        """Debit at the center what was spent offline against the cached balance (idempotent by leg id)."""
+        gw = self.checkout.gateway
+        if gw is None or not self.agent.online:
+            return
+        with self._lock:
+            self._sync_offline(gw)
+
+    def _sync_offline(self, gw: Any) -> None:
+        for leg in self._store.query("SELECT * FROM payments WHERE tender = 'stored_value' AND state IN"
+                                     " ('confirmed', 'duplicate') AND detail LIKE '%\"center_synced\": false%'"):
+            leg["detail"] = json.loads(leg["detail"])
+            try:
+                balance = gw.stored_value("debit", out_id=leg["payment_id"], member_id=leg["detail"]["member_id"],
+                                          amount_fen=leg["amount_fen"])
+            except GatewayUnavailable:
+                return
+            except GatewayRejected as exc:
+                log.error("offline stored-value spend %s refused by the center: %s", leg["payment_id"], exc)
+                self._set_leg(leg, leg["state"], center_synced="refused", sync_error=str(exc))
+                self.agent.bus.publish("payment.alert", {"payment_id": leg["payment_id"], "order_id": leg["order_id"],
+                                                         "reason": f"offline stored value refused: {exc}"})
+                continue
+            self._set_leg(leg, leg["state"], center_synced=True, balance_fen=balance)
 
     def _start_async(self, leg: dict[str, Any]) -> None:
         gw = self.checkout.gateway
@@ -429,19 +453,16 @@ class PaymentSagas:
                 pass  # the cashier hands the cash back; the record says so
             elif leg["tender"] == "stored_value":
                 member_id = leg["detail"]["member_id"]
-                if leg["detail"].get("offline") or gw is None or not self.agent.online:
-                    now = self.agent.clock.now_ms()
-
-                    def tx(db: sqlite_utils.Database) -> None:
-                        db.execute("UPDATE members SET balance_fen = balance_fen + ? WHERE member_id = ?",
-                                   [leg["amount_fen"], member_id])
-                        enqueue(db, event_id=f"stored_value:{key}", aggregate="member", aggregate_id=member_id,
-                                kind="stored_value.credit", payload={"member_id": member_id, "out_id": key,
-                                                                     "amount_fen": leg["amount_fen"]}, now_ms=now)
-
-                    self._store.write(tx)
-                else:
-                    gw.stored_value("credit", out_id=key, member_id=member_id, amount_fen=leg["amount_fen"])
+                if gw is None or not self.agent.online:
+                    return False  # the center owns the balance: undo when it answers
+                if leg["detail"].get("center_synced") is False:
+                    # spent offline: make the debit real first (idempotent), so debit and credit always pair
+                    gw.stored_value("debit", out_id=leg["payment_id"], member_id=member_id,
+                                    amount_fen=leg["amount_fen"])
+                    leg["detail"]["center_synced"] = True
+                balance = gw.stored_value("credit", out_id=key, member_id=member_id, amount_fen=leg["amount_fen"])
+                self._store.write(lambda db: db.execute(
+                    "UPDATE members SET balance_fen = ? WHERE member_id = ?", [balance, member_id]))
             else:
                 if gw is None:
                     return False
@@ -492,6 +513,7 @@ class PaymentSagas:
                                    " '%\"undone\": true%'"):
             d["detail"] = json.loads(d["detail"])
             self._undo(d)
+        self.sync_offline_stored_value()
         self.settle_coupons()
 
     def status(self, saga_id: str) -> dict[str, Any]:

@@ -68,6 +68,10 @@ class CheckoutService:
             t.join(timeout=5)
 
     def _sentinel(self, every_s: float) -> None:
+        # after a (re)start, give sync a moment to find the center, so open sagas resume online
+        for _ in range(50):
+            if self.agent.online or self._stop.wait(0.2):
+                break
         while True:
             try:
                 self.sweep()
@@ -90,6 +94,8 @@ class CheckoutService:
             try:
                 if ev.topic == "fill.finished" and ev.data.get("order_id"):
                     self._settle_prepaid_fill(ev.data)
+                elif ev.topic == "sync.link" and ev.data.get("link") == "center" and ev.data.get("up"):
+                    self.sweep()  # the center is back: settle what waited for it now
                 elif ev.topic == "center.payment.result" and ev.data.get("status") == "applied":
                     self._on_center_result(ev.data.get("result") or {})
                 elif ev.topic == "center.config.prices" and ev.data.get("status") == "applied" \
