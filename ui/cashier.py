@@ -195,12 +195,11 @@ class CashierWindow(QMainWindow):
 
     def _shortcuts(self) -> None:
         for n in range(1, 9):
-            s = QShortcut(QKeySequence(f"F{n}"), self)
-            s.setProperty("pump", n)
-            s.activated.connect(self._pump_key)
-            s2 = QShortcut(QKeySequence(f"Shift+F{n}"), self)
-            s2.setProperty("pump", n)
-            s2.activated.connect(self._pump_stop_key)
+            for seq, slot in ((f"F{n}", self._pump_key), (f"Shift+F{n}", self._pump_stop_key)):
+                sc = QShortcut(QKeySequence(seq), self)
+                sc.setContext(Qt.ShortcutContext.ApplicationShortcut)  # also with the customer window focused
+                sc.setProperty("pump", n)
+                sc.activated.connect(slot)
         for key, slot in (("F9", self._pay_key), ("F10", self._cancel_key), ("F12", self.emergency_stop_all),
                           ("Ctrl+F", self.order_panel.search_edit.setFocus),
                           ("Ctrl+M", self.order_panel.member_edit.setFocus)):

@@ -214,7 +214,6 @@ class ApiClient(QObject):
     """GUI-thread façade: ``call`` and the stream's signals, re-emitted on the GUI thread."""
 
     _request = Signal(int, str, str, object)
-    _close_worker = Signal()
     #: (topic, data) for every event of the stream
     received = Signal(str, object)
     link_changed = Signal(bool, str)
@@ -232,7 +231,6 @@ class ApiClient(QObject):
         self._worker = ApiWorker(base_url, token)  # no parent: moved to its thread, deleted on finish
         self._worker.moveToThread(self._thread)
         self._request.connect(self._worker.run_call)
-        self._close_worker.connect(self._worker.close)
         self._worker.finished.connect(self._on_finished)
         self._thread.finished.connect(self._worker.deleteLater)
         self.stream = EventStream(base_url, token, self)
@@ -250,10 +248,13 @@ class ApiClient(QObject):
     def stop(self) -> None:
         """Stop both threads (waits up to ~2 heartbeats for the stream)."""
         self.stream.stop()
-        self._close_worker.emit()
         self._thread.quit()
-        self._thread.wait(5000)
-        self.stream.wait(int(8 * HEARTBEAT_S * 1000))
+        if self._thread.wait(5000):
+            self._worker.close()  # its thread has ended: no concurrent use of the client
+        else:
+            log.warning("API worker did not stop within 5 s")
+        if not self.stream.wait(int(8 * HEARTBEAT_S * 1000)):
+            log.warning("event stream did not stop in time")
 
     def call(self, method: str, path: str, payload: object = None, *, on_ok: Callback | None = None,
              on_error: Callback | None = None) -> int:

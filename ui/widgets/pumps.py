@@ -74,6 +74,7 @@ class PumpTileWidget(QFrame):
     def show_tile(self, tile: PumpTile) -> None:
         if tile == self.tile:
             return
+        old = self.tile
         self.tile = tile
         self.title.setText(tile.title)
         self.status.setText(tile.status)
@@ -85,7 +86,10 @@ class PumpTileWidget(QFrame):
         self.unpaid.setVisible(bool(tile.unpaid))
         self.stop_button.setText(tr("pump.act.stop"))
         self.stop_button.setVisible(tile.can_stop)
-        self._apply_style()
+        # a style sheet re-polishes the whole tile: only when the colours change, not per progress frame
+        if old is None or (old.background, old.foreground, old.blink) != (tile.background, tile.foreground,
+                                                                          tile.blink):
+            self._apply_style()
 
     def retranslate(self) -> None:
         self.stop_button.setText(tr("pump.act.stop"))
