@@ -229,3 +229,32 @@ def trade_result(body: TradeResultIn, request: Request, _: Auth) -> dict[str, An
     co = _co(request)
     co.sagas.on_trade_result(body.out_trade_no, body.status, body.amount_fen, body.trade_no)
     return {"ok": True}
+
+
+class PlateIn(_Body):
+    plate: Annotated[str, Field(min_length=5, max_length=10)]
+
+
+@router.get("/mobile-orders", tags=["mobile"])
+def mobile_orders(request: Request, _: Auth, state: str | None = None) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = _co(request).mobile.list(state)
+    return result
+
+
+@router.post("/mobile-orders/{order_id}/release", tags=["mobile"])
+def mobile_release(order_id: str, request: Request, who: Auth) -> dict[str, Any]:
+    result: dict[str, Any] = _co(request).mobile.release(order_id, actor=who)
+    return result
+
+
+@router.post("/mobile-orders/{order_id}/cancel", tags=["mobile"])
+def mobile_cancel(order_id: str, request: Request, who: Auth) -> dict[str, Any]:
+    result: dict[str, Any] = _co(request).mobile.cancel(order_id, actor=who)
+    return result
+
+
+@router.post("/pumps/{pump_id}/plate", tags=["mobile"])
+def bind_plate(pump_id: int, body: PlateIn, request: Request, who: Auth) -> dict[str, Any]:
+    """无感支付: bind a member's plate (typed, or from a plate camera) to the pump's next fill."""
+    result: dict[str, Any] = _co(request).plate.bind(pump_id, body.plate, actor=who)
+    return result

@@ -46,7 +46,11 @@ class CheckoutService:
         self._cfg = agent.config
         agent.checkout = self
         agent.orders.fuel_claimer = self._claim_fill
+        from agent.checkout.mobile import MobileOrders, PlatePay
+
         self.sagas = PaymentSagas(self)
+        self.mobile = MobileOrders(self)
+        self.plate = PlatePay(self)
         self.refunds = RefundService(self)
         self.cashiers = CashierService(agent.store, agent.clock)
         self.cashiers.bootstrap(list(agent.config.cashiers))
@@ -92,8 +96,15 @@ class CheckoutService:
             if ev is None:
                 continue
             try:
-                if ev.topic == "fill.finished" and ev.data.get("order_id"):
-                    self._settle_prepaid_fill(ev.data)
+                if ev.topic == "fill.finished":
+                    if self.mobile.on_fill_finished(ev.data):
+                        continue
+                    if ev.data.get("order_id"):
+                        self._settle_prepaid_fill(ev.data)
+                    else:
+                        self.plate.on_fill_finished(ev.data)
+                elif ev.topic == "center.mobile_order.release" and ev.data.get("status") == "applied":
+                    self.mobile.on_released(str((ev.data.get("result") or {}).get("order_id")))
                 elif ev.topic == "sync.link" and ev.data.get("link") == "center" and ev.data.get("up"):
                     self.sweep()  # the center is back: settle what waited for it now
                 elif ev.topic == "center.payment.result" and ev.data.get("status") == "applied":
