@@ -18,7 +18,7 @@ from tests.sync.conftest import FAST_RELAY, Broker, broker  # noqa: F401 - the b
 
 
 @pytest.fixture
-def online_shop(tmp_path: Path, broker: Broker) -> Iterator[Shop]:
+def online_shop(tmp_path: Path, broker: Broker) -> Iterator[Shop]:  # noqa: F811 - the fixture
     center = serve_center(mqtt=("127.0.0.1", broker.port))
     center.state.faults.auto_pay = False
     extra = EXTRA + f'\n[center]\nurl = "{center.url}"\nmqtt_port = {broker.port}\ntimeout_s = 2.0\n'
