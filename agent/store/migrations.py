@@ -299,9 +299,106 @@ def _v6_checkout(c: sqlite3.Connection) -> None:
         c.execute(sql)
 
 
+def _v7_manager(c: sqlite3.Connection) -> None:
+    """Station manager: shifts with meter readings, late bucket, pump tests, manual sales, day closes.
+
+    Triggers do the bookkeeping that must be atomic with other modules' writes:
+
+    * ``orders_paid_shift`` — an order becomes ``paid`` → it is linked to the open shift of its
+      cashier (else the open station shift) in the same transaction; an order created before that
+      shift opened is marked ``shift_late`` (the late bucket).  With no open shift it stays unlinked
+      and the next shift to open adopts it as late.  It never lands in a closed shift.
+    * ``refunds_shift`` — a refund belongs to the shift open when it was made (actor's, else the
+      order cashier's, else the station's).
+    * ``fills_pump_test`` — a fill registered as a pump test is stored as ``test`` the moment the
+      forecourt commits it ``finished`` (excluded from sales, never unpaid).
+    * ``audit_to_outbox`` — sensitive audit entries are queued for the center with the entry.
+    """
+    for sql in (
+        "ALTER TABLE shifts ADD COLUMN scope TEXT NOT NULL DEFAULT 'cashier'",
+        "ALTER TABLE shifts ADD COLUMN parent_id TEXT",
+        "ALTER TABLE shifts ADD COLUMN opened_by TEXT",
+        "ALTER TABLE shifts ADD COLUMN closed_by TEXT",
+        "ALTER TABLE shifts ADD COLUMN float_fen INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE shifts ADD COLUMN declared_cash_fen INTEGER",
+        "ALTER TABLE shifts ADD COLUMN open_readings TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE shifts ADD COLUMN close_readings TEXT",
+        "ALTER TABLE shifts ADD COLUMN forced INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE shifts ADD COLUMN next_shift_id TEXT",
+        "ALTER TABLE shifts ADD COLUMN open_key TEXT",
+        "CREATE UNIQUE INDEX shifts_one_open ON shifts(scope, cashier) WHERE state = 'open'",
+        "CREATE UNIQUE INDEX shifts_open_key ON shifts(open_key)",
+        """CREATE TRIGGER shifts_closed_no_delete BEFORE DELETE ON shifts WHEN OLD.state = 'closed'
+           BEGIN SELECT RAISE(ABORT, 'a closed shift is immutable'); END""",
+        "ALTER TABLE orders ADD COLUMN shift_late INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX orders_shift ON orders(shift_id)",
+        "CREATE INDEX orders_paid_at ON orders(paid_at_ms)",
+        "ALTER TABLE refunds ADD COLUMN shift_id TEXT",
+        "CREATE INDEX refunds_shift ON refunds(shift_id)",
+        "ALTER TABLE fills ADD COLUMN kind TEXT NOT NULL DEFAULT 'pump'",
+        "CREATE INDEX fills_finished_at ON fills(finished_at_ms)",
+        "ALTER TABLE price_sets ADD COLUMN cancelled_at_ms INTEGER",
+        """CREATE TABLE pump_tests (
+            test_id TEXT PRIMARY KEY,
+            fill_id TEXT NOT NULL UNIQUE REFERENCES fills(fill_id),
+            pump_id INTEGER NOT NULL,
+            nozzle INTEGER,
+            actor TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            created_at_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE day_closes (
+            day TEXT PRIMARY KEY,
+            report TEXT NOT NULL,
+            closed_by TEXT NOT NULL,
+            closed_at_ms INTEGER NOT NULL
+        )""",
+        """CREATE TRIGGER day_closes_no_update BEFORE UPDATE ON day_closes
+           BEGIN SELECT RAISE(ABORT, 'a day close is immutable'); END""",
+        """CREATE TRIGGER day_closes_no_delete BEFORE DELETE ON day_closes
+           BEGIN SELECT RAISE(ABORT, 'a day close is immutable'); END""",
+        """CREATE TRIGGER orders_paid_shift AFTER UPDATE OF state ON orders
+           WHEN NEW.state = 'paid' AND NEW.shift_id IS NULL
+           BEGIN
+             UPDATE orders SET shift_id = (
+                 SELECT s.shift_id FROM shifts s WHERE s.state = 'open'
+                 AND ((s.scope = 'cashier' AND s.cashier = NEW.cashier) OR s.scope = 'station')
+                 ORDER BY s.scope = 'cashier' DESC, s.opened_at_ms DESC LIMIT 1)
+             WHERE order_id = NEW.order_id;
+             UPDATE orders SET shift_late = 1 WHERE order_id = NEW.order_id AND shift_id IS NOT NULL
+                 AND created_at_ms < (SELECT s.opened_at_ms FROM shifts s WHERE s.shift_id = orders.shift_id);
+           END""",
+        """CREATE TRIGGER refunds_shift AFTER INSERT ON refunds WHEN NEW.shift_id IS NULL
+           BEGIN
+             UPDATE refunds SET shift_id = (
+                 SELECT s.shift_id FROM shifts s WHERE s.state = 'open' AND (s.scope = 'station'
+                   OR (s.scope = 'cashier' AND s.cashier IN (NEW.actor,
+                       (SELECT o.cashier FROM orders o WHERE o.order_id = NEW.order_id))))
+                 ORDER BY s.scope = 'cashier' AND s.cashier = NEW.actor DESC, s.scope = 'cashier' DESC,
+                          s.opened_at_ms DESC LIMIT 1)
+             WHERE refund_id = NEW.refund_id;
+           END""",
+        """CREATE TRIGGER fills_pump_test AFTER UPDATE OF state ON fills
+           WHEN NEW.state IN ('finished', 'paid') AND EXISTS (SELECT 1 FROM pump_tests t WHERE t.fill_id = NEW.fill_id)
+           BEGIN UPDATE fills SET state = 'test', kind = 'test' WHERE fill_id = NEW.fill_id; END""",
+        """CREATE TRIGGER audit_to_outbox AFTER INSERT ON audit
+           WHEN NEW.action NOT IN ('pump.authorize', 'cashier.login')
+           BEGIN
+             INSERT INTO outbox(event_id, aggregate, aggregate_id, kind, payload, created_at_ms)
+             VALUES ('audit:' || NEW.id, 'audit', CAST(NEW.id AS TEXT), 'audit.entry',
+                     json_object('id', NEW.id, 'at_ms', NEW.at_ms, 'actor', NEW.actor, 'action', NEW.action,
+                                 'target', NEW.target, 'before', json(NEW.before), 'after', json(NEW.after)),
+                     NEW.at_ms)
+             ON CONFLICT(event_id) DO NOTHING;
+           END""",
+        "CREATE INDEX audit_at ON audit(at_ms)",
+    ):
+        c.execute(sql)
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
 MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings,
-                                  _v5_sync, _v6_checkout)
+                                  _v5_sync, _v6_checkout, _v7_manager)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
