@@ -130,6 +130,7 @@ class GilbarcoPoint:
     _progress: tuple[int, int] | None = None
     _live_volume: tuple[int, int] | None = None  #: (hose, volume) from the last 7p
     _progress_at: float = 0.0
+    _progress_busy: bool = False  #: a progress job is queued or running
     _readback_at: float | None = None
     _price_raw: int | None = None
     _ppu: dict[int, int] = field(default_factory=dict)  #: hose -> PPU level 1 from the last totals
@@ -151,6 +152,7 @@ class GilbarcoPoint:
         self._finish, self._finished, self._cleared = None, False, False
         self._armed, self._preset_busy, self._confirm = None, False, None
         self._progress = self._live_volume = None
+        self._progress_busy = False
         self._readback_at = None
 
     def on_offline(self, now: float) -> None:
@@ -206,11 +208,15 @@ class GilbarcoPoint:
             self._readback_at = now + self.timing.price_settle_s
         if job.purpose == "finish":
             self._try_finish(now, force=False)
+        elif job.purpose == "progress":
+            self._progress_busy, self._progress_at = False, now + self.timing.progress_interval_s
 
     def on_aborted(self, job: Job, now: float, reason: str, *, failed: bool) -> None:
         """A job was given up; ``failed`` = bad replies / offline / e-stop (else a guard said no)."""
         if job.purpose == "finish" and self._finish is not None:
             self._finish.retry_at = now + self.timing.read_retry_s
+        elif job.purpose == "progress":
+            self._progress_busy, self._progress_at = False, now + self.timing.progress_interval_s
         if isinstance(job.command, Authorize) and job.command is self._armed and not failed:
             self._preset_busy = False  # nozzle back in before 1p: stay armed, try at the next CALL
             return
@@ -242,8 +248,8 @@ class GilbarcoPoint:
                 self._try_finish(now, force=True)
             else:
                 self._ask_final()
-        if self.raw is Status.BUSY and now >= self._progress_at:
-            self._progress_at = now + self.timing.progress_interval_s
+        if self.raw is Status.BUSY and now >= self._progress_at and not self._progress_busy:
+            self._progress_busy = True
             steps = (Step(self._word(Cmd.VOLUME), Reply.VOLUME), Step(self._word(Cmd.MONEY), Reply.MONEY))
             self.jobs.append(Job(steps, purpose="progress"))
         if self._readback_at is not None and now >= self._readback_at:

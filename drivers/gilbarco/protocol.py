@@ -11,7 +11,8 @@ Link rules (PROTOCOLS.md 2.2, 2.3, 2.7, R9):
 
 1. One exchange at a time: a word, then its reply (whose kind only the request tells), or the quiet
    time of ``Timing.command_gap_s`` after a word without reply.
-2. Round robin over pumps: each turn sends the pump's next job step if one is due, else ``0p``.
+2. Round robin over pumps: a turn sends the pump's next job step if one is due, else ``0p``; a pump
+   whose previous turn sent a job step is polled (``0p``) this turn, so status never starves.
    Steps of one job with ``after_s == 0`` follow at once (``Dp`` -> block); a later step (the 100 ms
    preset wait) lets the other pumps be polled meanwhile.
 3. A reply is *bad* when it times out, has the wrong pump nibble, is ``0`` (data error), fails its
@@ -82,6 +83,7 @@ class _Link:
     candidate: Status | None = None  #: a changed status seen once
     estop: int = 0  #: 3p words still to send
     estop_checks: int = 0
+    job_turn: bool = False  #: its last round-robin turn sent a job step: the next one polls status
 
 
 @dataclass(frozen=True)
@@ -166,18 +168,22 @@ class GilbarcoBus:
             self._all_stop = False
             word = bytes((ALL_STOP,))
             return self._send(None, Step(word, Reply.NONE), word, now)
-        link = self._pick(now)
-        if link is None:
+        picked = self._pick(now)
+        if picked is None:
             return None
+        link, turn = picked
         if link.estop:
             link.estop -= 1
             return self._send(link, Step(link.stop, Reply.NONE), link.stop, now)
         if link.job is None and link.jobs and link.online:
             link.job, link.step, link.tries = link.jobs.popleft(), 0, 0
         job = link.job
-        if job is not None and link.online and now >= link.ready_at:
+        if job is not None and link.online and now >= link.ready_at and not (turn and link.job_turn):
+            link.job_turn = turn or link.job_turn
             step = job.steps[link.step]
             return self._send(link, step, step.data, now)
+        if turn:
+            link.job_turn = False
         return self._send(link, None, link.poll, now)
 
     def receive(self, data: bytes, now: float) -> list[DriverEvent]:
@@ -222,20 +228,24 @@ class GilbarcoBus:
     def _send(self, link: _Link | None, step: Step | None, data: bytes, now: float) -> bytes:
         kind = Reply.STATUS if step is None else step.reply
         reader = None if kind is Reply.NONE else ReplyReader(kind)
-        wire = (len(data) + kind.max_words) * self._word_s
+        words = kind.max_words
+        if kind is Reply.TOTALS and link is not None:  # the deadline extends while words arrive
+            words = 4 + 42 * len(link.point.config.nozzles)
+        wire = (len(data) + words) * self._word_s
         wait = self.timing.command_gap_s if reader is None else self.line.response_timeout_s
         if kind in (Reply.TRANSACTION, Reply.TOTALS):
             wait *= 5  # 2.7: block replies get a longer no-response timer
         self._await = _Await(link, step, reader, now + wire + wait)
         return data
 
-    def _pick(self, now: float) -> _Link | None:
+    def _pick(self, now: float) -> tuple[_Link, bool] | None:
+        """(link, taken in its round-robin turn) -- e-stops, retries and held steps come first."""
         stops = [lk for lk in self._links if lk.estop]
         if stops:
-            return stops[0]
+            return stops[0], False
         if self._retry is not None:
             link, self._retry = self._retry, None
-            return link
+            return link, False
         held = [
             lk
             for lk in self._links
@@ -246,7 +256,7 @@ class GilbarcoBus:
             and lk.job.steps[lk.step].after_s == 0
         ]
         if held:
-            return held[0]
+            return held[0], False
         count = len(self._links)
         for i in range(count):
             link = self._links[(self._rr + i) % count]
@@ -254,7 +264,7 @@ class GilbarcoBus:
                 continue
             self._rr = (self._rr + i + 1) % count
             self._retry_left = self.timing.poll_retries
-            return link
+            return link, True
         return None
 
     def _collect_jobs(self, link: _Link) -> None:
