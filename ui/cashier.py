@@ -137,8 +137,8 @@ class CashierWindow(QMainWindow):
         self.message_label.setMinimumHeight(48)
         self.estop_button = QPushButton(central)
         self.estop_button.setObjectName("estop_button")
-        self.estop_button.setMinimumSize(260, 60)
-        self.estop_button.setStyleSheet("QPushButton { background: #D50000; color: white; font-size: 22px;"
+        self.estop_button.setMinimumSize(340, 60)
+        self.estop_button.setStyleSheet("QPushButton { background: #D50000; color: white; font-size: 20px;"
                                         " font-weight: bold; border: 3px solid #FFEB3B; border-radius: 10px; }")
         self.estop_button.clicked.connect(self.emergency_stop_all)
         bottom.addWidget(self.message_label, 1)

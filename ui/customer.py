@@ -83,6 +83,7 @@ class CustomerDisplay(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
         left.addWidget(self.table, 1)
         totals = QGridLayout()
         self.subtotal_name, self.subtotal = QLabel(self.order_page), QLabel(self.order_page)

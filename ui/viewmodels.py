@@ -120,7 +120,7 @@ def pump_tile(snap: dict[str, Any], grade_names: dict[str, str] | None = None) -
         detail = str(snap.get("alarm") or "")
     elif display == "locked":
         detail = str(snap.get("lock_reason") or "")
-    elif nozzle is not None:
+    elif nozzle is not None and display not in ("idle", "offline", "closed"):
         detail = f"{tr('pump.nozzle', n=nozzle)}  {names.get(str(grade), str(grade or ''))}"
     else:
         detail = ""

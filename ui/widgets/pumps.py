@@ -65,6 +65,9 @@ class PumpTileWidget(QFrame):
         lay.addStretch(1)
         lay.addWidget(self.litres)
         lay.addWidget(self.amount)
+        self.action = QLabel(self)  #: what one tap does ("tap: authorize")
+        self.action.setObjectName("action")
+        lay.addWidget(self.action)
         self.stop_button = QPushButton(self)
         self.stop_button.setObjectName("stop")
         self.stop_button.setMinimumHeight(34)
@@ -85,7 +88,9 @@ class PumpTileWidget(QFrame):
         self.unpaid.setText(tile.unpaid_text)
         self.unpaid.setVisible(bool(tile.unpaid))
         self.stop_button.setText(tr("pump.act.stop"))
-        self.stop_button.setVisible(tile.can_stop)
+        self.stop_button.setVisible(tile.can_stop and tile.primary != "stop")
+        self.action.setText(f"▶ {tr('pump.act.' + tile.primary)}" if tile.primary else "")
+        self.action.setVisible(bool(tile.primary))
         # a style sheet re-polishes the whole tile: only when the colours change, not per progress frame
         if old is None or (old.background, old.foreground, old.blink) != (tile.background, tile.foreground,
                                                                           tile.blink):
@@ -93,6 +98,8 @@ class PumpTileWidget(QFrame):
 
     def retranslate(self) -> None:
         self.stop_button.setText(tr("pump.act.stop"))
+        if self.tile is not None and self.tile.primary:
+            self.action.setText(f"▶ {tr('pump.act.' + self.tile.primary)}")
 
     def set_blink(self, on: bool) -> None:
         if self.tile is not None and self.tile.blink and on != self._blink_on:
@@ -113,6 +120,8 @@ class PumpTileWidget(QFrame):
             f"QLabel#detail {{ font-size: 13px; }}"
             f"QLabel#litres {{ font-size: 22px; font-weight: bold; }}"
             f"QLabel#amount {{ font-size: 22px; font-weight: bold; }}"
+            f"QLabel#action {{ font-size: 15px; font-weight: bold; border: 2px solid {t.foreground};"
+            f" border-radius: 6px; padding: 4px; }}"
             f"QLabel#unpaid {{ background: #FFEB3B; color: #000; border-radius: 6px; padding: 1px 6px;"
             f" font-size: 13px; font-weight: bold; }}"
             f"QPushButton#stop {{ background: #B71C1C; color: white; font-size: 15px; font-weight: bold;"
