@@ -146,7 +146,8 @@ class PlatePay:
     def __init__(self, checkout: Any) -> None:
         self.checkout = checkout
         self.agent: Agent = checkout.agent
-        self._bound: dict[int, dict[str, Any]] = {}  #: pump -> member (kept in memory: a restart falls back to the cashier)
+        #: pump -> member; kept in memory only: after a restart the cashier sells the fill
+        self._bound: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def bind(self, pump_id: int, plate: str, *, actor: str) -> dict[str, Any]:

@@ -338,9 +338,11 @@ class CheckoutService:
         if row[0] == "claimed" and row[1] == order_id:
             return
         if row[0] != "finished":
-            held = f" by order {row[1]}" if row[1] else ""
+            holder = db.execute("SELECT cashier, receipt_no FROM orders WHERE order_id = ?", [row[1]]).fetchone() \
+                if row[1] else None
+            held = f" by {holder[0] or 'another terminal'} (receipt {holder[1]})" if holder else ""
             raise Conflict(f"fill {fill_id} is {row[0]}{held}: it cannot be sold", code="fill_not_available",
-                           state=row[0], order_id=row[1])
+                           state=row[0], order_id=row[1], cashier=holder[0] if holder else None)
         cur = db.execute("UPDATE fills SET state = 'claimed', order_id = ? WHERE fill_id = ? AND state = 'finished'",
                          [order_id, fill_id])
         if cur.rowcount != 1:
