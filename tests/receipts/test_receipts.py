@@ -119,3 +119,13 @@ def test_preview_image_is_printer_width(till: Till) -> None:
     for width, dots in ((32, 384), (48, 576)):
         img = to_image(receipt, width)
         assert img.width == dots + 24 and img.height > 800
+
+
+def test_docs_receipt_image_is_a_58mm_receipt() -> None:
+    from pathlib import Path
+
+    from PIL import Image
+
+    png = Path(__file__).resolve().parents[2] / "docs" / "receipt.png"
+    with Image.open(png) as img:
+        assert img.width == 384 + 24 and img.height > 1000  # 58 mm: 384 dots plus the preview margin
