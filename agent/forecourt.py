@@ -443,6 +443,12 @@ class Forecourt:
             snap = view.snapshot(self._unpaid(view.pump_id))
         self._bus.publish("pump.status", snap)
 
+    def publish_pump(self, pump_id: int) -> None:
+        """Re-announce a pump (its unpaid count changed because a sale was claimed, paid or released)."""
+        view = self._views.get(pump_id)
+        if view is not None:
+            self._publish_status(view)
+
     def _view(self, pump_id: int) -> PumpView:
         view = self._views.get(pump_id)
         if view is None:

@@ -187,7 +187,8 @@ class CheckoutService:
         return {"order": self.agent.orders.get(order["order_id"]), "payment": payment}
 
     def on_paid(self, order: dict[str, Any]) -> None:
-        """After a payment commits: a paid prepay authorizes its pump with the preset."""
+        """After a payment commits: the pumps' unpaid counts change; a paid prepay authorizes its pump."""
+        self.touch_pumps(order["order_id"])
         if order.get("kind") != "prepay" or self.agent.forecourt is None:
             return
         line = order["lines"][0]
@@ -455,7 +456,17 @@ class CheckoutService:
         self._store.write(tx)
         order = self.agent.orders.get(order_id)
         self.agent.bus.publish("order.updated", order)
+        self.touch_pumps(order_id)
         return order
+
+    def touch_pumps(self, order_id: str) -> None:
+        """Tell the screens that the pumps of this order changed their unpaid count."""
+        if self.agent.forecourt is None:
+            return
+        rows = self._store.query("SELECT DISTINCT f.pump_id FROM order_lines l JOIN fills f USING (fill_id)"
+                                 " WHERE l.order_id = ?", (order_id,))
+        for r in rows:
+            self.agent.forecourt.publish_pump(int(r["pump_id"]))
 
     def _store_quote(self, db: sqlite_utils.Database, order_id: str, quote: Quote, prefs: dict[str, Any]) -> None:
         line_nos = [r[0] for r in db.execute("SELECT line_no FROM order_lines WHERE order_id = ? ORDER BY line_no",
@@ -568,6 +579,7 @@ class CheckoutService:
             self._release_coupon(coupon_id, quote_id)
         order = self.agent.orders.get(order_id)
         self.agent.bus.publish("order.closed", order)
+        self.touch_pumps(order_id)
         return order
 
     def expire_orders(self) -> list[str]:
