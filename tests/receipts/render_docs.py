@@ -60,4 +60,4 @@ def main(out: str = "docs/receipt.png", width: int = 32) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2], *(int(a) for a in sys.argv[2:3]))
+    main(sys.argv[1] if len(sys.argv) > 1 else "docs/receipt.png", int(sys.argv[2]) if len(sys.argv) > 2 else 32)
