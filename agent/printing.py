@@ -18,8 +18,11 @@ Failure handling:
 
 * printer unreachable (connect refused, timeout, no device) → the job stays ``pending`` with
   ``attempts`` and ``last_error``; the queue waits 1, 2, 5, 10, 30, 30 … s between tries (reset by a
-  success), publishes ``printer.status`` ``error`` with a Chinese + English message, and later jobs
-  wait behind the first (receipts come out in sale order);
+  success; a new sale or a reprint tries at once), publishes ``print.retry`` and ``printer.status``
+  ``error`` with a Chinese + English message, and later jobs wait behind the first (receipts come
+  out in sale order);
+* with nothing to print, the queue checks that the printer answers (TCP connect, device present),
+  so a missing printer is reported at start, not at the first sale;
 * a job still unprinted ``give_up_after_s`` (10 min) after its sale is marked ``failed`` —
   a receipt printed half an hour later would confuse the next customer; the cashier reprints;
 * a job whose receipt cannot be built (unknown order) is marked ``failed`` at once and never
@@ -123,6 +126,7 @@ class PrintQueue:
                 left = deadline - self.agent.clock.monotonic()
                 ev = self._sub.get(timeout=min(max(left, 0.0), 0.25))
                 if ev is not None and ev.topic in ("order.paid", "print.queued"):
+                    self._next_try = 0.0  # a new receipt: try the printer now, whatever the backoff
                     break
                 if left <= 0:
                     break
@@ -156,6 +160,9 @@ class PrintQueue:
                     self._next_try = self.agent.clock.monotonic() + delay
                     self._mark(job, "pending", str(exc))
                     self._set_status("error", str(exc))
+                    self.agent.bus.publish("print.retry", {"job_id": job["id"], "order_id": job["order_id"],
+                                                           "attempts": int(job["attempts"]) + 1, "error": str(exc),
+                                                           "retry_in_s": delay})
                     return delay
                 self._failures = 0
                 self._mark(job, "printed", note)
@@ -164,7 +171,33 @@ class PrintQueue:
                                      last_ok_ms=self.agent.clock.now_ms())
             if not self.conf.url:
                 self._set_status("none", "未配置打印机 / no printer configured: receipts are kept as previews")
+            elif self._status["state"] in ("unknown", "error"):
+                return self._probe()
             return None
+
+    def _probe(self) -> float | None:
+        """With nothing to print, check that the printer answers, so a missing one shows before a sale."""
+        now_mono = self.agent.clock.monotonic()
+        if now_mono < self._next_try:
+            return self._next_try - now_mono
+        url = self.conf.url
+        parts = urlsplit(url)
+        try:
+            if parts.scheme == "file":
+                path = Path(unquote(parts.path))
+                if not path.exists() and (str(path).startswith("/dev/") or not path.parent.is_dir()):
+                    raise PrinterUnavailable(f"打印机未连接 / printer not reachable at {url}: no such device")
+            else:
+                self._send(b"", None, None)  # tcp: connect and close; a bad url raises
+        except PrinterUnavailable as exc:
+            self._failures += 1
+            delay = self.backoff_s[min(self._failures, len(self.backoff_s)) - 1]
+            self._next_try = now_mono + delay
+            self._set_status("error", str(exc))
+            return delay
+        self._failures = 0
+        self._set_status("ok", f"打印机正常 / printer ok at {url}")
+        return None
 
     def _receipt(self, job: dict[str, Any]) -> Receipt:
         reprint_no = 0
@@ -188,11 +221,11 @@ class PrintQueue:
                                                   "reprint": bool(job["reprint"]), "detail": error})
 
     # ------------------------------------------------------------ transports
-    def _send(self, data: bytes, receipt: Receipt, job: dict[str, Any]) -> str | None:
+    def _send(self, data: bytes, receipt: Receipt | None, job: dict[str, Any] | None) -> str | None:
         """Deliver the bytes; return a note for ``last_error`` (None on a plain success)."""
         url = self.conf.url
         if not url:
-            if self.preview_dir is None:
+            if self.preview_dir is None or receipt is None or job is None:
                 return "no printer configured"
             self.preview_dir.mkdir(parents=True, exist_ok=True)
             suffix = f"-reprint-{job['id']}" if job["reprint"] else ""
@@ -220,7 +253,8 @@ class PrintQueue:
             try:
                 with socket.create_connection((host, port), timeout=self.timeout_s) as s:
                     s.settimeout(self.timeout_s)
-                    s.sendall(data)
+                    if data:
+                        s.sendall(data)
                     s.shutdown(socket.SHUT_WR)
             except OSError as exc:
                 reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))

@@ -112,8 +112,9 @@ class Listener:
                 chunks = []
                 while data := conn.recv(65536):
                     chunks.append(data)
-            self.jobs.append(b"".join(chunks))
-            self.received.set()
+            if chunks:  # an empty connection is the queue checking that the printer answers
+                self.jobs.append(b"".join(chunks))
+                self.received.set()
 
     def close(self) -> None:
         try:

@@ -54,18 +54,21 @@ def test_missing_printer_never_blocks_the_sale_and_prints_when_it_appears(till: 
     sub = till.agent.bus.subscribe()
     queue.start()
     try:
-        order = till.sell([{"kind": "amount", "amount_fen": 1000}])
-        assert order["state"] == "paid"  # committed before any printing
         ev = wait_event(sub, lambda e: e.topic == "printer.status" and e.data["state"] == "error")
         assert ev.data["message"].startswith(f"打印机未连接 / printer not reachable at tcp://127.0.0.1:{port}")
-        assert ev.data["pending"] == 1
+        assert ev.data["pending"] == 0  # reported at start, before any sale
+        order = till.sell([{"kind": "amount", "amount_fen": 1000}])
+        assert order["state"] == "paid"  # committed before any printing
+        ev = wait_event(sub, lambda e: e.topic == "print.retry")
+        assert ev.data["attempts"] == 1 and "Connection refused" in ev.data["error"]
+        assert queue.status()["pending"] == 1
         job = _jobs(till)[0]
         assert job["state"] == "pending" and job["attempts"] == 1 and "not reachable" in str(job["last_error"])
         assert till.agent.orders.get(str(order["order_id"]))["state"] == "paid"
 
         printer = Listener(port)  # the printer is switched on
         try:
-            till.clock.advance(2)  # past the first backoff step
+            till.clock.advance(5)  # past the backoff step
             assert printer.received.wait(10)
             wait_event(sub, lambda e: e.topic == "printer.status" and e.data["state"] == "ok")
         finally:
@@ -86,7 +89,7 @@ def test_backoff_then_give_up_after_ten_minutes(till: Till) -> None:
     assert queue.run_once() == 2.0
     assert _jobs(till)[0]["attempts"] == 2
     till.clock.advance(601)
-    assert queue.run_once() is None
+    assert queue.run_once() == 5.0  # the job is given up; the printer is still checked
     job = _jobs(till)[0]
     assert job["state"] == "failed" and "reprint" in str(job["last_error"]) and job["attempts"] == 2
 
@@ -168,3 +171,11 @@ def test_api_preview_reprint_and_status(till: Till, tmp_path: Path) -> None:
                 "failed": 0}
     finally:
         server.stop()
+
+
+def test_missing_usb_device_is_reported_before_any_sale(till: Till) -> None:
+    queue = PrintQueue(till.agent, PrinterConf(url="file:///dev/usb/lp9"))
+    assert queue.run_once() == 1.0
+    status = queue.status()
+    assert status["state"] == "error"
+    assert status["message"] == "打印机未连接 / printer not reachable at file:///dev/usb/lp9: no such device"
