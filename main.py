@@ -47,6 +47,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     pumps = _start_pumps(agent, config) if not args.no_pumps else None
     checkout, sync = _start_checkout_and_sync(agent, config, sync_enabled=not args.no_sync)
     app = create_app(agent, token)
+    from agent.printing import PrintQueue
+
+    printer = PrintQueue(agent, config.printer, preview_dir=db_path.parent / "receipts")
+    printer.start()
+    app.state.printer = printer
     port = args.port if args.port is not None else config.api.port
     server = ApiServer(app, host=config.api.host, port=port)
     stop = threading.Event()
@@ -58,6 +63,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
         sdnotify.notify_stopping()
         server.stop()
+        printer.close()
         if sync is not None:
             sync.stop()
         checkout.close()

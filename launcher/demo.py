@@ -111,6 +111,21 @@ def _wait_health(url: str, children: _Children, timeout_s: float = 30.0) -> dict
     raise RuntimeError(f"agent did not answer {url}/health within {timeout_s:.0f} s ({last})")
 
 
+def _wait_port(port: int, children: _Children, timeout_s: float = 20.0) -> None:
+    """Wait until a child listens on ``port`` (so the agent's first connect succeeds)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        failed = children.check()
+        if failed:
+            raise RuntimeError(failed)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s")
+
+
 def _pump_sim_available() -> bool:
     try:
         import drivers.sim.cli  # noqa: F401
@@ -150,6 +165,7 @@ def run_demo(args: argparse.Namespace) -> int:
             if not args.no_traffic:
                 sim.append("--demo-traffic")
             children.start("pump simulator", sim, workdir / "pumps.log", env)
+            _wait_port(bus_port, children)
             agent_flags: list[str] = []
         else:
             agent_flags = ["--no-pumps"]
