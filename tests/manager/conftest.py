@@ -45,6 +45,10 @@ class Station(Shop):
         assert r.status_code == status, (url, r.status_code, r.text)
         return r.json()
 
+    def fill(self, pump: int, *, logical: int = 1, min_ml: int = 20_000) -> dict[str, Any]:
+        self.st.seen.clear()  # stale progress events of an earlier fill must not end this one early
+        return super().fill(pump, logical=logical, min_ml=min_ml)
+
     def login(self, cashier_id: str, pin: str) -> dict[str, str]:
         token = self.call("POST", "/api/v1/session/login", json={"cashier_id": cashier_id, "pin": pin})["token"]
         return {"Authorization": f"Bearer {token}"}
