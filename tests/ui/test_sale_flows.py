@@ -178,6 +178,7 @@ def test_combined_payment_member_stored_value_plus_merchant_qr(qtbot: Any, sessi
     assert not pp.confirm_button.isEnabled()  # no second payment while the first waits
 
     # the customer pays on the phone; the center's result makes the order paid
+    qtbot.waitUntil(lambda: co.last_result is not None, timeout=WAIT)  # the QR event can beat the HTTP answer
     leg = next(x for x in co.last_result["legs"] if x["tender"] == "qr_show")
     trade = live.center.state.trade_by_out[leg["payment_id"]]
     with httpx.Client(base_url=live.center.url) as c:
