@@ -284,3 +284,25 @@ def test_cashier_login_and_roles(shop: Shop) -> None:
     assert shop.api.post("/api/v1/session/login", json={"cashier_id": "c01", "pin": "0000"}).status_code == 401
     shop.api.post("/api/v1/session/logout", headers=cashier)
     assert shop.api.get("/api/v1/session", headers=cashier).status_code == 401
+
+
+def test_prepay_by_volume_fills_exactly_and_needs_no_refund(shop: Shop) -> None:
+    price = 839  # gun 4 = pump 2, logical 2 = 95#
+    r = shop.api.post("/api/v1/pumps/2/prepay", json={
+        "nozzle": 4, "preset_volume_ml": 10_000, "tenders": [{"tender": "cash", "amount_fen": 8390}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["order"]["payable_fen"] == amount_for_volume(10_000, price)
+    order_id = r.json()["order"]["order_id"]
+    shop.st.wait_event(lambda e: e.topic == "prepay.authorized" and e.data["order_id"] == order_id)
+    shop.st.sim.lift(2, 2)
+    fin = shop.st.wait_event(lambda e: e.topic == "fill.finished" and e.data["pump_id"] == 2, 30)
+    shop.st.sim.hang(2)
+    assert fin.data["volume_ml"] == 10_000
+    assert fin.data["amount_fen"] == 8390
+    shop.checkout.sweep()
+    assert shop.st.agent.store.query("SELECT * FROM refunds WHERE order_id = ?", (order_id,)) == []
+    # a volume prepay without the nozzle is refused: its grade sets the price
+    bad = shop.api.post("/api/v1/pumps/1/prepay", json={"preset_volume_ml": 5000,
+                                                         "tenders": [{"tender": "cash", "amount_fen": 100}]})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "nozzle_required"
