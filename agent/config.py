@@ -51,6 +51,7 @@ __all__ = [
     "PromotionConf",
     "PumpConf",
     "StationConfig",
+    "TerminalConf",
     "load_config",
     "parse_config",
 ]
@@ -75,12 +76,52 @@ class StationSection(_Model):
     language: Literal["zh_CN", "en"] = "zh_CN"
 
 
+class TerminalConf(_Model):
+    """One checkout terminal allowed to use the local API over the station LAN.
+
+    Only the SHA-256 of its token is configured (``printf %s TOKEN | sha256sum``),
+    so the config file never holds a usable credential.  The terminal acts as
+    ``terminal:<id>`` with the ``terminal`` role: it can log cashiers in and sell,
+    but not do supervisor or manager work (prices, refunds without a PIN, shifts).
+    """
+
+    id: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    name: Annotated[str, Field(max_length=32)] = ""
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8640
     #: Bearer token for the local API; when empty, ``token_file`` is read (created 0600 if missing).
     token: str = ""
     token_file: str = "api-token"
+    #: PEM server certificate and key (uvicorn ssl_certfile/ssl_keyfile); both or neither.
+    #: Required when ``host`` is not a loopback address (multi-terminal stations).
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Extra ``Host`` header names accepted by the DNS-rebinding guard (the agent's LAN name/address).
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-\[\]:]+$")]] = []
+    #: Checkout terminals (``[[api.terminals]]``); from a non-loopback client only these may call the API.
+    terminals: Annotated[list[TerminalConf], Field(max_length=32)] = []
+
+    @model_validator(mode="after")
+    def _lan(self) -> ApiConfig:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: set both PEM paths or neither")
+        if self.host not in _LOOPBACK and not self.tls_cert:
+            raise ValueError(f"host {self.host!r} is not loopback: set tls_cert and tls_key "
+                             "(terminals on the station LAN must talk TLS)")
+        ids = [t.id for t in self.terminals]
+        if len(set(ids)) != len(ids):
+            raise ValueError("terminals: a terminal id is listed twice")
+        hashes = [t.token_sha256 for t in self.terminals]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("terminals: two terminals share one token")
+        return self
 
 
 class DatabaseConfig(_Model):

@@ -396,9 +396,39 @@ def _v7_manager(c: sqlite3.Connection) -> None:
         c.execute(sql)
 
 
+def _v8_terminals(c: sqlite3.Connection) -> None:
+    """Several checkout terminals per station: which terminal took an order, which a session is bound to.
+
+    Expand only (nullable columns), so an older program still runs on it.  An
+    order inserted without ``terminal_id`` gets it from its actor: ``terminal:<id>``
+    (a terminal's own credential), else the newest open session of its cashier
+    that is bound to a terminal (a cashier works on one terminal at a time; with
+    the same cashier on two terminals the newest login wins).  The trigger runs
+    inside the order's own transaction, before its outbox payload is built, so
+    the ``order.created`` message carries the terminal too.
+    """
+    for sql in (
+        "ALTER TABLE orders ADD COLUMN terminal_id TEXT",
+        "ALTER TABLE sessions ADD COLUMN terminal_id TEXT",
+        "CREATE INDEX orders_terminal ON orders(terminal_id, created_at_ms)",
+        """CREATE TRIGGER orders_terminal_from_actor AFTER INSERT ON orders
+           WHEN NEW.terminal_id IS NULL AND NEW.cashier IS NOT NULL
+           BEGIN
+             UPDATE orders SET terminal_id = CASE
+                 WHEN NEW.cashier LIKE 'terminal:%' THEN substr(NEW.cashier, 10)
+                 ELSE (SELECT s.terminal_id FROM sessions s
+                       WHERE s.cashier_id = NEW.cashier AND s.ended_at_ms IS NULL AND s.terminal_id IS NOT NULL
+                       ORDER BY s.created_at_ms DESC LIMIT 1)
+               END
+             WHERE order_id = NEW.order_id;
+           END""",
+    ):
+        c.execute(sql)
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
 MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings,
-                                  _v5_sync, _v6_checkout, _v7_manager)
+                                  _v5_sync, _v6_checkout, _v7_manager, _v8_terminals)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
