@@ -34,6 +34,12 @@ router = APIRouter(prefix="/api/v1/manager", tags=["manager"])
 CONFIRM_TTL_S = 120
 Fen = Annotated[int, Field(ge=0, le=100_000_000)]
 Format = Literal["json", "csv", "pdf", "txt"]
+#: gun number (JSON object keys are text) -> totalizer mL typed from the dispenser's counter
+Readings = dict[Annotated[str, Field(pattern=r"^[0-9]{1,3}$")], Annotated[int, Field(ge=0, le=10**13)]]
+
+
+def _readings(r: dict[str, int] | None) -> dict[int, int] | None:
+    return {int(k): v for k, v in r.items()} if r is not None else None
 
 
 class _Body(BaseModel):
@@ -45,13 +51,13 @@ class OpenIn(_Body):
     cashier: Annotated[str | None, Field(max_length=16)] = None
     float_fen: Fen = 0
     request_key: Annotated[str | None, Field(min_length=8, max_length=64)] = None
-    readings: dict[int, Annotated[int, Field(ge=0)]] | None = None  #: gun -> totalizer mL typed by hand
+    readings: Readings | None = None
 
 
 class CloseIn(_Body):
     declared_cash_fen: Fen | None = None
     force: bool = False
-    readings: dict[int, Annotated[int, Field(ge=0)]] | None = None
+    readings: Readings | None = None
 
 
 class HandoverIn(CloseIn):
@@ -135,7 +141,7 @@ def open_shift(body: OpenIn, request: Request, who: Auth) -> dict[str, Any]:
         require_role(request, "supervisor")
     _own_or(request, who, body.cashier, "supervisor")
     return _mgr(request).shifts.open(actor=who, scope=body.scope, cashier=body.cashier, float_fen=body.float_fen,
-                                     request_key=body.request_key, manual_readings=body.readings)
+                                     request_key=body.request_key, manual_readings=_readings(body.readings))
 
 
 @router.get("/shifts/{shift_id}")
@@ -163,14 +169,15 @@ def _check_close(request: Request, who: str, shift_id: str, force: bool) -> Mana
 def close_shift(shift_id: str, body: CloseIn, request: Request, who: Auth) -> dict[str, Any]:
     mgr = _check_close(request, who, shift_id, body.force)
     return mgr.shifts.close(shift_id, actor=who, declared_cash_fen=body.declared_cash_fen, force=body.force,
-                            manual_readings=body.readings)
+                            manual_readings=_readings(body.readings))
 
 
 @router.post("/shifts/{shift_id}/handover")
 def handover(shift_id: str, body: HandoverIn, request: Request, who: Auth) -> dict[str, Any]:
     mgr = _check_close(request, who, shift_id, body.force)
     return mgr.shifts.close(shift_id, actor=who, declared_cash_fen=body.declared_cash_fen, force=body.force,
-                            manual_readings=body.readings, handover_to=body.to_cashier, next_float_fen=body.float_fen)
+                            manual_readings=_readings(body.readings), handover_to=body.to_cashier,
+                            next_float_fen=body.float_fen)
 
 
 @router.get("/shifts/{shift_id}/report", response_model=None)
