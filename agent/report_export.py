@@ -176,7 +176,7 @@ def _bar_chart(title: str, labels: list[str], values: list[int], font: str, unit
     d = Drawing(500, 170)
     d.add(String(0, 155, f"{title} ({unit})", fontName=font, fontSize=10))
     chart = VerticalBarChart()
-    chart.x, chart.y, chart.width, chart.height = 45, 25, 440, 115
+    chart.x, chart.y, chart.width, chart.height = 45, 25, min(440, 36 * max(1, len(values)) + 20), 115
     chart.data = [values or [0]]
     chart.categoryAxis.categoryNames = labels or [""]
     chart.categoryAxis.labels.fontName = font
@@ -230,7 +230,7 @@ def to_pdf(report: dict[str, Any]) -> bytes:
                     ["实点现金 declared", "-" if c["declared_fen"] is None else y(c["declared_fen"])],
                     ["长短款 over/short", "-" if c["over_short_fen"] is None else y(c["over_short_fen"])]]
     story += [_table(summary, font), Spacer(1, 8)]
-    hours = [h for h in report["by_hour"] if h["orders"]] or report["by_hour"][:1]
+    hours = report["by_hour"]
     story.append(_bar_chart("按小时销售 Sales by hour", [f"{h['hour']:02d}" for h in hours],
                             [h["payable_fen"] // 100 for h in hours], font, "元 yuan"))
     story.append(_bar_chart("按油品销售 Sales by grade", [f"{g['grade']}#" for g in report["by_grade"]],

@@ -57,7 +57,7 @@ def test_reports_export_pdf_with_charts_csv_that_sums_and_a_printed_receipt(mst:
                    if abs(red - 0x2F) < 12 and abs(g - 0x6D) < 12 and abs(b - 0xB5) < 12)
     dark = sum(n for n, (red, g, b) in colours if red + g + b < 200)
     assert bar_blue > 200, "no chart bars on page 1"
-    assert dark > 2000, "no text on page 1"
+    assert dark > 800, "no text on page 1"
     shutil.copy(png, Path("/tmp/forecourt-shift-report.png"))  # for a human look
     # the receipt printer: ESC/POS bytes in the printer's Chinese encoding
     assert mst.call("POST", f"/api/v1/manager/shifts/{sid}/report/print")["printed"] is True
