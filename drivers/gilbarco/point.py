@@ -101,6 +101,7 @@ class Timing:
 @dataclass
 class _Finish:
     preset_reached: bool
+    probe: Authorize | None = None  #: reading after an unconfirmed authorization: a new sale or not?
     sale: Transaction | None = None
     totals: tuple[int, int] | None = None
     retry_at: float | None = None
@@ -133,6 +134,7 @@ class GilbarcoPoint:
     _progress_busy: bool = False  #: a progress job is queued or running
     _readback_at: float | None = None
     _price_raw: int | None = None
+    _last_key: tuple[object, ...] | None = None  #: (hose, volume, money, totals) of the last sale reported
     _ppu: dict[int, int] = field(default_factory=dict)  #: hose -> PPU level 1 from the last totals
 
     @property
@@ -174,7 +176,10 @@ class GilbarcoPoint:
             self._armed, self._preset_busy, self._confirm = None, False, None
             self._delivered = self._delivered or status is Status.BUSY
         elif status in _END:
+            if prev is not None and prev not in _END and self._finish is None:
+                self._finished = self._cleared = False  # entering A/B/C always ends a sale (R8)
             if self._finish is None and not self._finished:
+                self._armed, self._preset_busy, self._confirm = None, False, None
                 self._start_finish(status is Status.PEOT, now)
         elif self._sale_open and self._delivered and self._finish is None and not self._finished:
             self._start_finish(False, now)  # R8: the end of the delivery was never seen
@@ -239,9 +244,12 @@ class GilbarcoPoint:
             cmd = self._confirm[0]
             self._confirm = None
             self._armed, self._preset_busy = None, False
-            self._fail(cmd, now, "authorization not confirmed by the pump; stop sent")
-            self._emit_status(now)
-            self.jobs.append(Job((Step(self._word(Cmd.STOP), Reply.NONE),), purpose="command"))
+            if self.raw in _END and self._finish is None:
+                # a whole sale may have run between two polls (A -> 8/9 unseen -> A): read it (R8)
+                self._finish = _Finish(self.raw is Status.PEOT, probe=cmd)
+                self._ask_final()
+            else:
+                self._unconfirmed(cmd, now)
         fin = self._finish
         if fin is not None and fin.retry_at is not None and now >= fin.retry_at:
             if fin.tries >= self.timing.read_tries:
@@ -255,6 +263,11 @@ class GilbarcoPoint:
         if self._readback_at is not None and now >= self._readback_at:
             self._readback_at = None
             self.jobs.append(Job((Step(self._word(Cmd.TOTALS), Reply.TOTALS),), purpose="prices"))
+
+    def _unconfirmed(self, cmd: Authorize, now: float) -> None:
+        self._fail(cmd, now, "authorization not confirmed by the pump; stop sent")
+        self._emit_status(now)
+        self.jobs.append(Job((Step(self._word(Cmd.STOP), Reply.NONE),), purpose="command"))
 
     # ------------------------------------------------------------ commands
 
@@ -400,9 +413,15 @@ class GilbarcoPoint:
                 fin.retry_at = now + self.timing.read_retry_s
             return
         self._finish = None
+        sale = fin.sale
+        key = None if sale is None else (sale.hose, sale.volume, sale.money, fin.totals)
+        if fin.probe is not None and (key is None or key == self._last_key):
+            self._finished = self._cleared = True  # the same old sale: the authorization did not take
+            self._unconfirmed(fin.probe, now)
+            return
+        self._last_key = key
         self._finished, self._cleared, self._sale_open = True, False, False
         dec = self.config.decimals
-        sale = fin.sale
         hose: int | None
         ppu: int | None
         if sale is not None:
@@ -434,10 +453,10 @@ class GilbarcoPoint:
                 return
             if self._finish is not None or (self._finished and not self._cleared):
                 state = PumpState.END_OF_TRANSACTION
+            elif self._armed is not None and raw not in _IN_SALE:
+                state = PumpState.STARTED if raw is Status.CALL else PumpState.AUTHORIZED
             elif raw in _END:
                 state = PumpState.END_OF_TRANSACTION if not self._finished else PumpState.IDLE
-            elif self._armed is not None and raw in (Status.OFF, Status.CALL):
-                state = PumpState.STARTED if raw is Status.CALL else PumpState.AUTHORIZED
             else:
                 state = _STATE.get(raw, PumpState.STOPPED)
         nozzle_out = raw in (Status.CALL, Status.BUSY)

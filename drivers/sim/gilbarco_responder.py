@@ -55,8 +55,6 @@ class GilbarcoResponder:
         self.preset: Preset | None = None
         self.data_error = False
         self._stopped = False
-        self._held_out = False
-        self._end_seen = False
 
     def raise_alarm(self, code: int) -> None:
         """Gilbarco two-wire has no alarm report: nothing to queue."""
@@ -67,15 +65,10 @@ class GilbarcoResponder:
         """The pump's Gilbarco state now (applies the re-lift after a held sale)."""
         pump = self.pump
         pump.advance(now)
-        if pump.status in (5, 6):
-            if not self._end_seen:
-                self._end_seen, self._held_out = True, pump.nozzle_out
-            if not pump.nozzle_out:
-                self._held_out = False
-            elif not self._held_out:  # lifted again after the sale: back to CALL
-                pump.reset(now)
+        if pump.status in (5, 6) and pump.nozzle_out and pump.lifts > pump.lifts_at_end:
+            pump.reset(now)  # lifted again after the sale: back to CALL
         if pump.status not in (5, 6):
-            self._end_seen = self._stopped = False
+            self._stopped = False
         status = pump.status
         if status in (0, 1, 7):
             return Status.CALL if pump.nozzle_out else Status.OFF

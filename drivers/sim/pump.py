@@ -95,6 +95,9 @@ class SimPump:
     _fills: int = 0
     #: AUTHORIZE commands executed (tests prove an authorization is never replayed)
     authorizations: int = 0
+    #: nozzle lifts so far, and their number when the last fill ended (a later lift is a new customer)
+    lifts: int = 0
+    lifts_at_end: int = 0
 
     def __post_init__(self) -> None:
         for n in self.nozzles:
@@ -146,6 +149,7 @@ class SimPump:
         if self.nozzle_out or nozzle not in self.nozzles:
             return False
         self.nozzle, self.nozzle_out = nozzle, True
+        self.lifts += 1
         if self.status == 2 and (not self.allowed or nozzle in self.allowed):
             self._start_motor(now)
         return True
@@ -237,6 +241,7 @@ class SimPump:
 
     def _end(self, status: int, how: str) -> None:
         self.status = status
+        self.lifts_at_end = self.lifts
         self._flow_at = None
         tot = self.totals[self.nozzle]
         tot.volume += self.fill_volume
