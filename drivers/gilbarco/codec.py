@@ -26,7 +26,8 @@ Words inside blocks: data ``E0|digit`` (digits **LSD first**), control ``F*`` (:
     totals (pump, 5p), per hose  F6 E(hose) F9 v0..v7 FA m0..m7 F4 p0..p3 F5 p0..p3 (30 words;
                                  extended: 12-digit totals, 6-digit PPUs, 42 words)
 
-The transaction prefix ``F1 F8 e e e e e`` is unverified (kept raw); the totals layout and the 6p/7p
+Pump replies (``4p`` .. ``7p``) are in :mod:`drivers.gilbarco.replies`.  The transaction prefix
+``F1 F8 e e e e e`` is unverified (kept raw); the totals layout and the 6p/7p
 replies below are inferred from the word counts in section 2.2 and are **unverified**::
 
     money (6p)        d0..d5 FB E(lrc)           8 words
@@ -46,15 +47,11 @@ from dataclasses import dataclass
 __all__ = [
     "ALL_STOP",
     "BlockError",
+    "BlockReader",
     "Cmd",
-    "HoseTotals",
-    "Money",
     "Preset",
     "PriceChange",
     "Status",
-    "Totals",
-    "Transaction",
-    "Volume",
     "Word",
     "command_byte",
     "data_words",
@@ -62,14 +59,11 @@ __all__ = [
     "encode_preset",
     "encode_price",
     "lrc",
-    "parse_money",
     "parse_preset",
     "parse_price",
     "parse_status",
-    "parse_totals",
-    "parse_transaction",
-    "parse_volume",
     "pump_nibble",
+    "read_digits",
     "seal",
 ]
 
@@ -200,7 +194,7 @@ def parse_status(word: int, pump: int) -> Status:
 # ---------------------------------------------------------------- strict block reader
 
 
-class _Reader:
+class BlockReader:
     """Walks the payload of a sealed block (between FF and FB)."""
 
     def __init__(self, words: bytes) -> None:
@@ -243,7 +237,7 @@ class _Reader:
             raise BlockError(f"word {self.pos}: unexpected {self.words[self.pos]:02X}")
 
 
-def _digits(run: bytes, allowed: tuple[int, ...], what: str) -> int:
+def read_digits(run: bytes, allowed: tuple[int, ...], what: str) -> int:
     if len(run) not in allowed:
         raise BlockError(f"{what}: {len(run)} digits, expected {allowed}")
     return digits_value(run)
@@ -288,7 +282,7 @@ def encode_preset(p: Preset) -> bytes:
 
 
 def parse_price(words: bytes) -> PriceChange:
-    r = _Reader(words)
+    r = BlockReader(words)
     head = r.data(1)[0]
     digits = next((d for d, h in PRICE_HEAD.items() if h == head), None)
     if digits is None:
@@ -297,13 +291,13 @@ def parse_price(words: bytes) -> PriceChange:
     r.control(Word.GRADE_NEXT)
     hose = digits_value(r.data(1)) + 1
     r.control(Word.PPU_NEXT)
-    ppu = _digits(r.run(), (digits,), "ppu")
+    ppu = read_digits(r.run(), (digits,), "ppu")
     r.end()
     return PriceChange(hose, ppu, digits)
 
 
 def parse_preset(words: bytes) -> Preset:
-    r = _Reader(words)
+    r = BlockReader(words)
     if r.data(1)[0] != PRESET_HEAD:
         raise BlockError("preset block: head")
     kind = r.control(Word.VOLUME_PRESET, Word.MONEY_PRESET)
@@ -313,150 +307,6 @@ def parse_preset(words: bytes) -> Preset:
         r.control(Word.GRADE_NEXT)
         hose = digits_value(r.data(1)) + 1
     r.control(Word.PRESET_NEXT)
-    value = _digits(r.run(), (6,), "preset")
+    value = read_digits(r.run(), (6,), "preset")
     r.end()
     return Preset(kind == Word.MONEY_PRESET, value, hose)
-
-
-# ---------------------------------------------------------------- pump -> master replies
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """A ``4p`` reply: the current or last sale of the pump (raw integers)."""
-
-    hose: int
-    ppu: int
-    volume: int
-    money: int
-    prefix: bytes = b"\xf1\xf8\xe0\xe0\xe0\xe0\xe0"  #: unverified meaning, kept raw
-    level: int | None = Word.LEVEL1
-    ppu_digits: int = 4
-
-    def encode(self) -> bytes:
-        body = self.prefix + bytes((Word.GRADE_NEXT, 0xE0 | self.hose))
-        if self.level is not None:
-            body += bytes((self.level,))
-        body += bytes((Word.PPU_NEXT,)) + data_words(self.ppu, self.ppu_digits)
-        body += bytes((Word.VOLUME_NEXT,)) + data_words(self.volume, 6)
-        body += bytes((Word.MONEY_NEXT,)) + data_words(self.money, 6)
-        return seal(body)
-
-
-def parse_transaction(words: bytes) -> Transaction:
-    r = _Reader(words)
-    start = r.pos
-    r.control(Word.VOLUME_PRESET, Word.MONEY_PRESET)
-    r.control(Word.PRESET_NEXT)
-    r.data(5)
-    prefix = r.words[start : r.pos]
-    r.control(Word.GRADE_NEXT)
-    hose = digits_value(r.data(1))
-    level = None
-    if r.peek() in (Word.LEVEL1, Word.LEVEL2):
-        level = r.control(Word.LEVEL1, Word.LEVEL2)
-    r.control(Word.PPU_NEXT)
-    ppu_run = r.run()
-    ppu = _digits(ppu_run, (4, 6), "ppu")
-    r.control(Word.VOLUME_NEXT)
-    volume = _digits(r.run(), (6,), "volume")
-    r.control(Word.MONEY_NEXT)
-    money = _digits(r.run(), (6,), "money")
-    r.end()
-    return Transaction(hose, ppu, volume, money, bytes(prefix), level, len(ppu_run))
-
-
-@dataclass(frozen=True)
-class HoseTotals:
-    """Totals of one hose in a ``5p`` reply; ``ppu1``/``ppu2`` = price levels 1 and 2."""
-
-    hose: int
-    volume: int
-    money: int
-    ppu1: int
-    ppu2: int
-
-
-@dataclass(frozen=True)
-class Totals:
-    """A ``5p`` reply; ``extended`` = 12-digit totals and 6-digit PPUs (42 words per hose)."""
-
-    hoses: tuple[HoseTotals, ...]
-    extended: bool = False
-
-    def encode(self) -> bytes:
-        tot, ppu = (12, 6) if self.extended else (8, 4)
-        body = b""
-        for h in self.hoses:
-            body += bytes((Word.GRADE_NEXT, 0xE0 | h.hose, Word.VOLUME_NEXT)) + data_words(h.volume, tot)
-            body += bytes((Word.MONEY_NEXT,)) + data_words(h.money, tot)
-            body += bytes((Word.LEVEL1,)) + data_words(h.ppu1, ppu) + bytes((Word.LEVEL2,)) + data_words(h.ppu2, ppu)
-        return seal(body)
-
-
-def parse_totals(words: bytes) -> Totals:
-    r = _Reader(words)
-    hoses: list[HoseTotals] = []
-    extended: bool | None = None
-    while not r.done():
-        r.control(Word.GRADE_NEXT)
-        hose = digits_value(r.data(1))
-        r.control(Word.VOLUME_NEXT)
-        vol_run = r.run()
-        if extended is None:
-            extended = len(vol_run) == 12
-        tot, ppu = (12, 6) if extended else (8, 4)
-        volume = _digits(vol_run, (tot,), "volume total")
-        r.control(Word.MONEY_NEXT)
-        money = _digits(r.run(), (tot,), "money total")
-        r.control(Word.LEVEL1)
-        ppu1 = _digits(r.run(), (ppu,), "ppu level 1")
-        r.control(Word.LEVEL2)
-        ppu2 = _digits(r.run(), (ppu,), "ppu level 2")
-        hoses.append(HoseTotals(hose, volume, money, ppu1, ppu2))
-    if not hoses:
-        raise BlockError("totals: no hose")
-    return Totals(tuple(hoses), bool(extended))
-
-
-@dataclass(frozen=True)
-class Money:
-    """A ``6p`` reply: money of the fill in progress (raw).  Unverified layout."""
-
-    money: int
-
-    def encode(self) -> bytes:
-        body = data_words(self.money, 6) + bytes((Word.LRC_NEXT,))
-        return body + bytes((lrc(body),))
-
-
-@dataclass(frozen=True)
-class Volume:
-    """A ``7p`` reply: hose and volume of the fill in progress (raw).  Unverified layout."""
-
-    hose: int
-    volume: int
-
-    def encode(self) -> bytes:
-        body = bytes((0xE0 | self.hose,)) + data_words(self.volume, 6) + bytes((Word.LRC_NEXT,))
-        return body + bytes((lrc(body),))
-
-
-def _short(words: bytes, length: int) -> bytes:
-    if len(words) != length or words[-2] != Word.LRC_NEXT or words[-1] >> 4 != 0xE:
-        raise BlockError(f"{length}-word reply expected")
-    if lrc(words[:-1]) != words[-1]:
-        raise BlockError("lrc")
-    return words[:-2]
-
-
-def parse_money(words: bytes) -> Money:
-    return Money(digits_value(_short(words, 8)))
-
-
-def parse_volume(words: bytes) -> Volume:
-    body = _short(words, 9)
-    hose = body[0]
-    if hose >> 4 != 0xE:
-        raise BlockError("hose word expected")
-    return Volume(hose & 0x0F, digits_value(body[1:]))

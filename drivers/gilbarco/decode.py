@@ -26,9 +26,11 @@ from drivers.gilbarco.codec import (
     Status,
     Word,
     lrc,
-    parse_money,
     parse_preset,
     parse_price,
+)
+from drivers.gilbarco.replies import (
+    parse_money,
     parse_totals,
     parse_transaction,
     parse_volume,

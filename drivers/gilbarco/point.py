@@ -56,18 +56,20 @@ from drivers.base import (
 )
 from drivers.gilbarco.codec import (
     Cmd,
-    Money,
     Preset,
     PriceChange,
     Status,
-    Totals,
-    Transaction,
-    Volume,
     command_byte,
     encode_preset,
     encode_price,
 )
 from drivers.gilbarco.link import Job, Reply, Step
+from drivers.gilbarco.replies import (
+    Money,
+    Totals,
+    Transaction,
+    Volume,
+)
 
 __all__ = ["GilbarcoPoint", "Timing"]
 

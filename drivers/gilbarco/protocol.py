@@ -50,14 +50,16 @@ from drivers.gilbarco.codec import (
     Cmd,
     Status,
     command_byte,
-    parse_money,
     parse_status,
+)
+from drivers.gilbarco.link import Job, Reply, ReplyReader, Step
+from drivers.gilbarco.point import GilbarcoPoint, Timing
+from drivers.gilbarco.replies import (
+    parse_money,
     parse_totals,
     parse_transaction,
     parse_volume,
 )
-from drivers.gilbarco.link import Job, Reply, ReplyReader, Step
-from drivers.gilbarco.point import GilbarcoPoint, Timing
 
 __all__ = ["GilbarcoBus", "Timing"]
 

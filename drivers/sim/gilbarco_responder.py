@@ -24,16 +24,18 @@ from __future__ import annotations
 from drivers.gilbarco.codec import (
     BlockError,
     Cmd,
-    HoseTotals,
-    Money,
     Preset,
     Status,
-    Totals,
-    Transaction,
-    Volume,
     parse_preset,
     parse_price,
     pump_nibble,
+)
+from drivers.gilbarco.replies import (
+    HoseTotals,
+    Money,
+    Totals,
+    Transaction,
+    Volume,
 )
 from drivers.sim.pump import SimPump
 
@@ -104,8 +106,10 @@ class GilbarcoResponder:
             self.stop(now)
             return None
         if cmd == Cmd.TRANSACTION:
-            sale = Transaction(pump.nozzle, pump.fill_price, pump.fill_volume, pump.fill_amount)
-            return Transaction(sale.hose, sale.ppu, sale.volume, sale.money, ppu_digits=self.ppu_digits).encode()
+            sale = Transaction(
+                pump.nozzle, pump.fill_price, pump.fill_volume, pump.fill_amount, ppu_digits=self.ppu_digits
+            )
+            return sale.encode()
         if cmd == Cmd.TOTALS:
             hoses = tuple(
                 HoseTotals(n, t.volume, t.amount, pump.prices.get(n, 0), pump.prices.get(n, 0))

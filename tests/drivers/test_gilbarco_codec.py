@@ -11,30 +11,32 @@ from hypothesis import strategies as st
 from drivers.gilbarco.codec import (
     BlockError,
     Cmd,
-    HoseTotals,
-    Money,
     Preset,
     PriceChange,
     Status,
-    Totals,
-    Transaction,
-    Volume,
     command_byte,
     data_words,
     digits_value,
     encode_preset,
     encode_price,
     lrc,
-    parse_money,
     parse_preset,
     parse_price,
     parse_status,
-    parse_totals,
-    parse_transaction,
-    parse_volume,
     pump_nibble,
 )
 from drivers.gilbarco.link import Reply, ReplyReader
+from drivers.gilbarco.replies import (
+    HoseTotals,
+    Money,
+    Totals,
+    Transaction,
+    Volume,
+    parse_money,
+    parse_totals,
+    parse_transaction,
+    parse_volume,
+)
 
 #: PROTOCOLS.md 2.5: a captured 4p reply (33 words, 4-digit PPU mode, LRC EC).
 GOLDEN_4P = bytes.fromhex(
