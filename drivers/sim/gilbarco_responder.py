@@ -107,7 +107,7 @@ class GilbarcoResponder:
             return None
         if cmd == Cmd.TRANSACTION:
             sale = Transaction(
-                pump.nozzle, pump.fill_price, pump.fill_volume, pump.fill_amount, ppu_digits=self.ppu_digits
+                pump.fill_nozzle, pump.fill_price, pump.fill_volume, pump.fill_amount, ppu_digits=self.ppu_digits
             )
             return sale.encode()
         if cmd == Cmd.TOTALS:
@@ -119,7 +119,7 @@ class GilbarcoResponder:
         if cmd == Cmd.MONEY:
             return Money(pump.fill_amount).encode()
         if cmd == Cmd.VOLUME:
-            return Volume(pump.nozzle, pump.fill_volume).encode()
+            return Volume(pump.fill_nozzle, pump.fill_volume).encode()
         self.executed -= 1
         return None
 

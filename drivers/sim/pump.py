@@ -98,6 +98,8 @@ class SimPump:
     #: nozzle lifts so far, and their number when the last fill ended (a later lift is a new customer)
     lifts: int = 0
     lifts_at_end: int = 0
+    #: nozzle of the current / last fill (``nozzle`` follows the next lift)
+    fill_nozzle: int = 1
 
     def __post_init__(self) -> None:
         for n in self.nozzles:
@@ -230,6 +232,7 @@ class SimPump:
 
     def _start_motor(self, now: float) -> None:
         self._lifted_in_sale = True
+        self.fill_nozzle = self.nozzle
         self.fill_price = self.prices.get(self.nozzle, 0)
         tot = self.totals[self.nozzle]
         self._start_totals = (tot.volume, tot.amount)

@@ -125,7 +125,9 @@ def run_demo_traffic(sim: PumpSimulator, seed: int | None = None, mean_gap_s: fl
         if now < next_arrival:
             continue
         next_arrival = now + rng.expovariate(1.0 / mean_gap_s) / sim.speed
-        free = [p.number for p in sim.pumps if p.status == 1 and not p.nozzle_out and p.number not in targets]
+        # a Gilbarco pump keeps its last sale (A/B) until the next customer lifts: it is free too
+        ready = (1, 5, 6) if getattr(sim, "protocol", "dart") == "gilbarco" else (1,)
+        free = [p.number for p in sim.pumps if p.status in ready and not p.nozzle_out and p.number not in targets]
         if free:
             number = rng.choice(free)
             pump = sim.pump(number)
