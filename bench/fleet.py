@@ -48,11 +48,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-from sync.broker import MOSQUITTO  # noqa: E402
-from sync.emulator import center_worker, station_worker  # noqa: E402
+from sync.broker import MOSQUITTO
+from sync.emulator import center_worker, station_worker
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
                    "center_dedup_replays": center["replays"], "load_errors": load_errors},
         "downlink": {"published": len(published), "received": len(received), "lost": len(lost_down),
                      "per_s": round(len(published) / load_s, 1), "latency": _lat(down_lat),
-                     "publish_timeouts": center["publish_timeouts"]},
+                     "publish_timeouts": center["publish_timeouts"], "replayed_on_presence": center["replayed"]},
         "broker": {"msgs_received_per_s": round((s1[1] - s0[1]) / dt, 1) if dt > 0 else None,
                    "msgs_sent_per_s": round((s1[2] - s0[2]) / dt, 1) if dt > 0 else None,
                    "rss_idle_kb": rss_idle, "rss_connected_kb": rss_connected, "rss_load_kb": rss_load,
@@ -339,7 +339,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| fill → center latency | p50 {u['latency']['p50_ms']} ms, p99 {u['latency']['p99_ms']} ms, "
         f"max {u['latency']['max_ms']} ms |",
         f"| downlink commands (MQTT QoS 1) | {d['published']} PUBACKed, {d['received']} in inboxes, "
-        f"{d['per_s']}/s |",
+        f"{d['per_s']}/s; {d['replayed_on_presence']} re-sent when a station came back online |",
         f"| center → station inbox latency | p50 {d['latency']['p50_ms']} ms, p99 {d['latency']['p99_ms']} ms, "
         f"max {d['latency']['max_ms']} ms |",
         f"| broker messages ($SYS) | {b['msgs_received_per_s']}/s in, {b['msgs_sent_per_s']}/s out |",

@@ -226,11 +226,76 @@ class TimedCenterState(CenterState):
             return status, reason
 
 
-def center_worker(conn: Connection, broker_port: int, station_ids: list[str], seed: int = 1) -> None:
+class _PresenceReplay:
+    """Center side: when a station announces ``online``, re-publish its recent commands (same ids).
+
+    A PUBACK only says the broker took a message; a broker that dies before saving
+    (SIGKILL, power loss) forgets it, and a station that reconnects to an empty broker
+    has no session either.  Without an application-level ack from the station, the
+    center re-sends what it issued to that station in the last ``window_s`` when the
+    station's retained presence turns ``online``; the station's inbox drops the copies.
+    Limits: only a broker outage shorter than ``window_s`` is covered; a production
+    center would track each station's acks instead (docs/fleet.md).
+    """
+
+    def __init__(self, port: int, resend: Callable[[str, str], None], window_s: float = 60.0) -> None:
+        import json
+        import queue
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+        self._json, self._resend, self._window_ms = json, resend, int(window_s * 1000)
+        self._lock = threading.Lock()
+        self._issued: dict[str, list[tuple[str, int]]] = {}
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.replayed = 0
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-center-presence",
+                        protocol=MQTTProtocolVersion.MQTTv5)
+        c.on_connect = lambda cl, *_: cl.subscribe("station/+/status", qos=1)
+        c.on_message = self._on_message
+        c.reconnect_delay_set(1, 2)
+        c.connect_async("127.0.0.1", port, keepalive=30)
+        c.loop_start()
+        self._client = c
+        self._thread = threading.Thread(target=self._run, daemon=True, name="presence-replay")
+        self._thread.start()
+
+    def issued(self, station_id: str, command_id: str, at_ms: int) -> None:
+        with self._lock:
+            self._issued.setdefault(station_id, []).append((command_id, at_ms))
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            data = self._json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("state") == "online" and isinstance(data.get("station_id"), str):
+            self._queue.put(data["station_id"])  # never block paho's thread
+
+    def _run(self) -> None:
+        while (sid := self._queue.get()) is not None:
+            floor = now_ms() - self._window_ms
+            with self._lock:
+                recent = [cid for cid, at in self._issued.get(sid, []) if at >= floor]
+            for cid in recent:
+                self._resend(sid, cid)
+                self.replayed += 1
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def center_worker(conn: Connection, broker_port: int, station_ids: list[str], seed: int = 1,
+                  replay_window_s: float = 60.0) -> None:
     """Process entry: the center simulator (HTTP + MQTT publisher) with downlink load on demand.
 
     Commands: ``downlink`` rate/s per station (``station.message`` commands, QoS 1, each
-    re-published by the simulator's publisher until PUBACK), ``stop_downlink``, ``report``, ``quit``.
+    re-published by the simulator's publisher until PUBACK, and re-sent when the station
+    comes back online: ``_PresenceReplay``), ``stop_downlink``, ``report``, ``quit``.
     """
     logging.basicConfig(level=logging.WARNING)
     state = TimedCenterState()
@@ -242,16 +307,22 @@ def center_worker(conn: Connection, broker_port: int, station_ids: list[str], se
     seq = [0]
     failures = [0]
 
+    def publish(sid: str, cid: str) -> None:
+        while True:
+            try:
+                publisher.command(sid, "station.message", {"text": "fleet"}, command_id=cid)
+                return
+            except TimeoutError:  # broker away for long: same id again (the station dedups)
+                failures[0] += 1
+
+    replay = _PresenceReplay(broker_port, publish, replay_window_s)
+
     def send(sid: str) -> None:
         seq[0] += 1
         cid = f"fleet:{sid}:{seq[0]}"
         issued = now_ms()
-        while True:
-            try:
-                publisher.command(sid, "station.message", {"text": "fleet"}, command_id=cid)
-                break
-            except TimeoutError:  # broker away for long: same id again (the station dedups)
-                failures[0] += 1
+        replay.issued(sid, cid, issued)  # before the first attempt: a replay may overtake it
+        publish(sid, cid)
         published[cid] = (sid, issued, now_ms())
 
     downlink = _Poisson(station_ids, send, seed)
@@ -269,10 +340,11 @@ def center_worker(conn: Connection, broker_port: int, station_ids: list[str], se
                 with state.lock:
                     conn.send({"arrived": dict(state.arrived_ms), "replays": state.replays,
                                "applied": len(state.applied), "published": dict(published),
-                               "publish_timeouts": failures[0]})
+                               "publish_timeouts": failures[0], "replayed": replay.replayed})
             elif cmd == "quit":
                 break
     finally:
         downlink.stop()
+        replay.stop()
         handle.stop()
         conn.send("bye")
