@@ -52,6 +52,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     printer = PrintQueue(agent, config.printer, preview_dir=db_path.parent / "receipts")
     printer.start()
     app.state.printer = printer
+    from agent.manager import ManagerService
+
+    manager = ManagerService(agent)
+    manager.start()
+    app.state.manager = manager
     port = args.port if args.port is not None else config.api.port
     server = ApiServer(app, host=config.api.host, port=port)
     stop = threading.Event()
@@ -64,6 +69,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         sdnotify.notify_stopping()
         server.stop()
         printer.close()
+        manager.close()
         if sync is not None:
             sync.stop()
         checkout.close()

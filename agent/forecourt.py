@@ -398,7 +398,7 @@ class Forecourt:
         if isinstance(ev.command, Authorize) and view.fill_id is not None:
             self._close_fill_zero(view, view.fill_id, f"authorize failed: {ev.reason}")
         elif isinstance(ev.command, SetPrices):
-            self.prices.on_failed(view, ev.reason)
+            self.prices.on_failed(view, ev.reason, self._submit)
 
     # ------------------------------------------------------------ helpers
     def _submit(self, cmd: Any) -> None:
@@ -511,7 +511,8 @@ class Forecourt:
         now = self._clock.now_ms()
         fill_id = self.agent.ids.new_id()
         limit = self._policy.max_unpaid_per_pump
-        version = self.prices.current_version()
+        # the version the pump itself verified (a change sent but not yet read back is not sold yet)
+        version = self.prices.version_on(pump_id) or self.prices.current_version()
 
         def tx(db: sqlite_utils.Database) -> None:
             open_row = db.execute("SELECT fill_id FROM fills WHERE pump_id = ? AND state IN "

@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   libxcb-render-util0 libxcb-image0   # Qt's xcb platform plugin when a display exists
   xvfb                                  # a virtual display for screenshots
   socat                                 # PTY pairs for pump-bus tests
+  poppler-utils                         # pdftoppm: report PDFs are rendered and looked at in tests
 )
 
 missing=()

@@ -133,12 +133,14 @@ def create_app(agent: Agent, token: str, *, allowed_hosts: set[str] | None = Non
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     from agent.api.checkout import router as checkout_router
+    from agent.api.manager import router as manager_router
     from agent.api.pumps import router as pumps_router
     from agent.api.receipts import router as receipts_router
 
     app.include_router(pumps_router)
     app.include_router(checkout_router)
     app.include_router(receipts_router)
+    app.include_router(manager_router)
     if extra_routes is not None:
         extra_routes(app, agent)
     return app

@@ -27,7 +27,7 @@ from agent.config import PromotionConf
 from agent.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from agent.ports import CenterGateway, GatewayRejected, GatewayUnavailable
 from agent.service import Agent
-from agent.store.records import enqueue
+from agent.store.records import add_audit, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -570,6 +570,9 @@ class CheckoutService:
                           [order_id]).fetchone():
                 raise Conflict("a payment is in progress: wait for its result", code="payment_in_progress")
             db.execute("UPDATE orders SET state = 'closed', updated_at_ms = ? WHERE order_id = ?", [now, order_id])
+            add_audit(db, at_ms=now, actor=actor, action="order.void" if reason == "void" else "order.cancel",
+                      target=f"order:{order_id}", before={"state": row[0]}, after={"state": "closed",
+                                                                                  "reason": reason})
             released = self.release_order(db, order_id)
             enqueue(db, event_id=f"order:{order_id}:closed", aggregate="order", aggregate_id=order_id,
                     kind="order.closed", payload={"order_id": order_id, "reason": reason, "by": actor}, now_ms=now)
