@@ -20,7 +20,7 @@ all reconnected, per-station delays, connection attempts seen by the broker); lo
 created fill must be at the center exactly once, every PUBACKed command in a station inbox).
 
     .venv/bin/python bench/fleet.py --stations 50 [--workers 2] [--rate 0.5] [--downlink 0.2] \
-        [--steady 30] [--after 30] [--restart term|kill|none] [--json out.json] [--markdown]
+        [--steady 30] [--after 30] [--restart term|kill|none] [--replay-window 60] [--json out.json] [--markdown]
 
 Exit status 0 when nothing was lost, 1 otherwise.  Limits: one host, one clock, no WAN delay;
 the load generator and the broker share the same 2 cores, so figures are a floor for a real
@@ -64,6 +64,8 @@ class FleetOptions:
     steady_s: float = 30.0
     after_s: float = 30.0
     restart: str = "term"  #: term | kill | none
+    #: the center re-sends a station's commands of the last N s when it comes back online (0 = never)
+    replay_window_s: float = 60.0
     connect_timeout_s: float = 120.0
     drain_timeout_s: float = 120.0
 
@@ -123,6 +125,16 @@ class Broker:
         vals = {ln.split(":")[0]: int(ln.split()[1]) for ln in text.splitlines() if ln.startswith(("VmRSS", "VmHWM"))}
         return vals.get("VmRSS", 0), vals.get("VmHWM", 0)
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds used by the running broker (``/proc/<pid>/stat``)."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def connections_logged(self) -> int:
         try:
             return sum(1 for ln in self.log.read_text(errors="replace").splitlines() if "New connection from" in ln)
@@ -131,13 +143,17 @@ class Broker:
 
 
 class SysMonitor:
-    """Subscribes to ``$SYS/broker/#`` and keeps the latest value of each topic."""
+    """Subscribes to a few ``$SYS/broker/...`` counters and keeps the latest value of each."""
+
+    TOPICS = ("messages/received", "messages/sent", "publish/messages/received", "publish/messages/sent",
+              "clients/connected")
 
     def __init__(self, port: int) -> None:
         self.values: dict[str, str] = {}
         self._lock = threading.Lock()
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-monitor")
-        c.on_connect = lambda cl, *_: cl.subscribe("$SYS/broker/#")
+        c.on_connect = lambda cl, *_: cl.subscribe([(f"$SYS/broker/{t}", 0) for t in self.TOPICS])
+        self.seen = 0  #: $SYS messages sent to us (subtracted from the broker's "sent")
         c.on_message = self._on_message
         c.reconnect_delay_set(0.2, 1)
         c.connect_async("127.0.0.1", port, keepalive=30)
@@ -146,7 +162,15 @@ class SysMonitor:
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self._lock:
+            self.seen += 1
             self.values[msg.topic] = msg.payload.decode(errors="replace")
+
+    def sample(self) -> tuple[float, int, int, int, int, int]:
+        """(monotonic, packets in, packets out, PUBLISH in, PUBLISH out, $SYS messages we received)."""
+        with self._lock:
+            seen = self.seen
+        return (time.monotonic(), self.counter("messages/received"), self.counter("messages/sent"),
+                self.counter("publish/messages/received"), self.counter("publish/messages/sent"), seen)
 
     def counter(self, name: str) -> int:
         with self._lock:
@@ -207,7 +231,8 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
     ids = [f"S{i:04d}" for i in range(1, opts.stations + 1)]
     procs: list[Any] = []
     center_conn, child = ctx.Pipe()
-    procs.append(ctx.Process(target=center_worker, args=(child, broker.port, ids), daemon=True))
+    procs.append(ctx.Process(target=center_worker, args=(child, broker.port, ids, 1, opts.replay_window_s),
+                             daemon=True))
     procs[-1].start()
     if not center_conn.poll(60):
         raise TimeoutError("the center simulator did not start")
@@ -240,9 +265,11 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
         _ask(c, "load", opts.rate)
     _ask(center_conn, "downlink", opts.downlink)
     time.sleep(min(2.0, opts.steady_s / 4))  # $SYS counters settle
-    s0 = (time.monotonic(), monitor.counter("messages/received"), monitor.counter("messages/sent"))
+    s0 = monitor.sample()
+    cpu0 = broker.cpu_s()
     time.sleep(max(0.0, opts.steady_s - min(2.0, opts.steady_s / 4)))
-    s1 = (time.monotonic(), monitor.counter("messages/received"), monitor.counter("messages/sent"))
+    s1 = monitor.sample()
+    cpu1 = broker.cpu_s()
     rss_load = broker.rss_kb()[0]
     log(f"steady load for {opts.steady_s:.0f} s; broker RSS {rss_load} kB")
 
@@ -318,8 +345,11 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
         "downlink": {"published": len(published), "received": len(received), "lost": len(lost_down),
                      "per_s": round(len(published) / load_s, 1), "latency": _lat(down_lat),
                      "publish_timeouts": center["publish_timeouts"], "replayed_on_presence": center["replayed"]},
-        "broker": {"msgs_received_per_s": round((s1[1] - s0[1]) / dt, 1) if dt > 0 else None,
-                   "msgs_sent_per_s": round((s1[2] - s0[2]) / dt, 1) if dt > 0 else None,
+        "broker": {"packets_in_per_s": round((s1[1] - s0[1]) / dt, 1) if dt > 0 else None,
+                   "packets_out_per_s": round((s1[2] - s0[2] - (s1[5] - s0[5])) / dt, 1) if dt > 0 else None,
+                   "publish_in_per_s": round((s1[3] - s0[3]) / dt, 1) if dt > 0 else None,
+                   "publish_out_per_s": round((s1[4] - s0[4] - (s1[5] - s0[5])) / dt, 1) if dt > 0 else None,
+                   "cpu_percent": round(100 * (cpu1 - cpu0) / dt, 2) if dt > 0 else None,
                    "rss_idle_kb": rss_idle, "rss_connected_kb": rss_connected, "rss_load_kb": rss_load,
                    "rss_peak_kb": rss_peak,
                    "rss_per_station_kb": round((rss_connected - rss_idle) / opts.stations, 1)},
@@ -342,7 +372,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{d['per_s']}/s; {d['replayed_on_presence']} re-sent when a station came back online |",
         f"| center → station inbox latency | p50 {d['latency']['p50_ms']} ms, p99 {d['latency']['p99_ms']} ms, "
         f"max {d['latency']['max_ms']} ms |",
-        f"| broker messages ($SYS) | {b['msgs_received_per_s']}/s in, {b['msgs_sent_per_s']}/s out |",
+        f"| broker traffic ($SYS, steady phase, without the monitor's own) | PUBLISH {b['publish_in_per_s']}/s in, "
+        f"{b['publish_out_per_s']}/s out; all MQTT packets {b['packets_in_per_s']}/s in, "
+        f"{b['packets_out_per_s']}/s out; broker CPU {b['cpu_percent']} % of one core |",
         f"| broker RSS | idle {b['rss_idle_kb']} kB, {o['stations']} connected {b['rss_connected_kb']} kB, "
         f"under load {b['rss_load_kb']} kB, peak {b['rss_peak_kb']} kB (≈ {b['rss_per_station_kb']} kB/station) |",
     ]
@@ -366,11 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steady", type=float, default=30.0)
     ap.add_argument("--after", type=float, default=30.0)
     ap.add_argument("--restart", choices=("term", "kill", "none"), default="term")
+    ap.add_argument("--replay-window", type=float, default=60.0,
+                    help="center re-sends the last N s of commands to a station back online (0: off)")
     ap.add_argument("--json", type=Path, help="write the result here")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table too")
     a = ap.parse_args(argv)
     opts = FleetOptions(stations=a.stations, workers=a.workers, rate=a.rate, downlink=a.downlink,
-                        steady_s=a.steady, after_s=a.after, restart=a.restart)
+                        steady_s=a.steady, after_s=a.after, restart=a.restart,
+                        replay_window_s=a.replay_window)
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
         result = run_fleet(opts, Path(tmp), log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2))

@@ -275,6 +275,8 @@ class _PresenceReplay:
 
     def _run(self) -> None:
         while (sid := self._queue.get()) is not None:
+            if self._window_ms <= 0:
+                continue
             floor = now_ms() - self._window_ms
             with self._lock:
                 recent = [cid for cid, at in self._issued.get(sid, []) if at >= floor]
