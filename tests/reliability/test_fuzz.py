@@ -38,11 +38,13 @@ from tests.checkout.conftest import EXTRA
 from tests.forecourt_harness import Station, station
 
 SCALE = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
-FAST = settings(deadline=None, derandomize=SCALE == 1, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+FAST = settings(deadline=None, derandomize=SCALE == 1, database=None,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                       HealthCheck.filter_too_much])
 TOKEN = "test-token-0123456789abcdef"
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False, allow_infinity=False),
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63),
+                      st.floats(allow_nan=False, allow_infinity=False),
                       st.text(max_size=40), st.sampled_from(["", "0", "-1", "1e999", "92", "m1", "\x00", "👍" * 30]))
 json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                              st.dictionaries(st.text(max_size=12), inner, max_size=4)),
@@ -92,7 +94,8 @@ def test_config_parse_accepts_or_names_the_error(path: list[int], value: Any, ex
     try:
         parse_config(doc)  # type: ignore[arg-type]
     except ConfigError as exc:
-        assert str(exc)
+        message = str(exc)
+        assert message
 
 
 # ------------------------------------------------------------------ MQTT payloads into the inbox
