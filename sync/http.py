@@ -167,10 +167,17 @@ class CenterClient:
             return ItemResult(msg.event_id, Outcome.PARK, f"HTTP {resp.status_code}: {reason}")
         if not 200 <= resp.status_code < 300:
             return ItemResult(msg.event_id, Outcome.RETRY, f"HTTP {resp.status_code}")
-        body = _envelope(resp)
-        status = str((body.get("data") or {}).get("status", ""))
-        outcome = _ITEM_OUTCOME.get(status, Outcome.RETRY) if body["errno"] == 0 else Outcome.PARK
-        return ItemResult(msg.event_id, outcome, "" if outcome is Outcome.CONFIRMED else f"{status} {body['msg']}")
+        try:
+            body = _envelope(resp)
+        except CenterError as exc:  # a 2xx we cannot read: the write may have happened; ask again, same key
+            return ItemResult(msg.event_id, Outcome.RETRY, str(exc))
+        data = body.get("data")
+        status = str(data.get("status", "")) if isinstance(data, dict) else ""
+        outcome = _ITEM_OUTCOME.get(status, Outcome.RETRY) if body.get("errno") == 0 else Outcome.PARK
+        if body.get("errno") is None:
+            outcome = Outcome.RETRY  # not an answer we understand: never park on it
+        return ItemResult(msg.event_id, outcome,
+                          "" if outcome is Outcome.CONFIRMED else f"{status} {body.get('msg', '')}".strip())
 
     def upload_batch(self, msgs: Sequence[OutMessage]) -> list[ItemResult] | None:
         """POST /upload/batch: each item is idempotent by its own ``event_id``.

@@ -71,7 +71,7 @@ class RefundService:
                            " actor, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
                            [rid, order_id, leg["payment_id"], take, reason, leg["tender"], actor, now, now])
                 enqueue(db, event_id=f"refund:{rid}:created", aggregate="order", aggregate_id=order_id,
-                        kind="refund.created", payload={"refund_id": rid, "order_id": order_id,
+                        kind="order.refunded", payload={"refund_id": rid, "order_id": order_id,
                                                         "payment_id": leg["payment_id"], "amount_fen": take,
                                                         "tender": leg["tender"], "reason": reason}, now_ms=now)
             add_audit(db, at_ms=now, actor=actor, action="order.refund", target=f"order:{order_id}",

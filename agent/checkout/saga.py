@@ -350,7 +350,7 @@ class PaymentSagas:
                 db.execute("UPDATE members SET points = points - ? + ? WHERE member_id = ?", [used, earned, member_id])
                 if used or earned:
                     enqueue(db, event_id=f"points:{order_id}", aggregate="member", aggregate_id=member_id,
-                            kind="points.settled", payload={"member_id": member_id, "order_id": order_id,
+                            kind="member.points_settled", payload={"member_id": member_id, "order_id": order_id,
                                                             "used": used, "earned": earned}, now_ms=now)
             if quote.get("coupon_id"):
                 db.execute("UPDATE coupons SET state = 'settling' WHERE coupon_id = ?", [quote["coupon_id"]])

@@ -158,11 +158,6 @@ def _client(answer: tuple[int, bytes, dict[str, str]], fail: bool) -> httpx.Clie
 
 CALLS = ["gopay", "query_trade", "refund", "stored_value", "member_lookup", "upload_one", "upload_batch",
          "query_bill"]
-UPLOAD_ONE_BUG = pytest.mark.xfail(strict=True, reason=(
-    "bug: sync/http.py CenterClient.upload_one reads body['data'].get(...) and body['msg'] unchecked: a 200 whose "
-    "data is not an object or has no msg raises AttributeError/KeyError instead of RetryLater/CenterError, so the "
-    "relay round fails and the whole outbox backs off to cap_s (docs/reliability.md, bug 3)"))
-
 
 @pytest.mark.parametrize("call", [c for c in CALLS if c != "upload_one"])
 @settings(FAST, max_examples=60 * SCALE)
@@ -187,7 +182,6 @@ def test_gateway_and_center_client_survive_any_answer(answer: tuple[int, bytes, 
             pass
 
 
-@UPLOAD_ONE_BUG
 @pytest.mark.parametrize("body", [b'{"errno":null,"data":true}', b'{"errno":null}'])
 def test_upload_one_survives_a_malformed_200(body: bytes) -> None:
     with _client((200, body, {}), False) as http:
