@@ -19,6 +19,14 @@ reconnects by itself), center offline (orange) or online (green), each with
 the outbox depth.  Every refusal shows one translated sentence at the bottom.
 Layout works from 1024×768 up: the pump grid takes the left ~60 %, the
 order/payment panel the rest, the emergency stop is always in the bottom bar.
+
+Pages (one ``QStackedWidget`` above the bottom bar): the login screen (at
+start and after logout: nothing but login and the emergency stop is offered
+until a cashier signs in), the till, the shift close (班结) and the reports.
+The logged-in cashier, their id and role are shown in the top bar; the agent
+decides what the role may do (a cashier changing prices gets its 403 in
+words).  A ``printer.status`` error shows a warning strip with the agent's
+message until the printer is back.
 """
 
 from __future__ import annotations
@@ -39,8 +47,12 @@ from PySide6.QtWidgets import (
 
 from ui.checkout import CheckoutController
 from ui.client import ApiClient, ApiError
-from ui.dialogs import PrepayDialog, PriceDialog, RefundDialog
+from ui.dialogs import ItemPickDialog, PrepayDialog, PriceDialog, RefundDialog, ReprintDialog
 from ui.i18n import error_text, language, set_language, tr
+from ui.login import LoginPage
+from ui.managermodels import CashierSession
+from ui.reports import ReportsPage
+from ui.shift import ShiftPage
 from ui.viewmodels import PumpBoard
 from ui.widgets.order import OrderPanel, PaymentPanel
 from ui.widgets.pumps import PumpGrid
@@ -70,15 +82,35 @@ class CashierWindow(QMainWindow):
         self.sync: dict[str, Any] = {}
         self.center_online: bool | None = None
         self.price_dialog_factory = PriceDialog  #: replaceable in tests
+        self.session: CashierSession | None = None
+        self.printer: dict[str, Any] = {}
 
-        central = QWidget(self)
-        self.setCentralWidget(central)
-        root = QVBoxLayout(central)
+        outer = QWidget(self)
+        self.setCentralWidget(outer)
+        root = QVBoxLayout(outer)
         root.setContentsMargins(8, 6, 8, 6)
         root.setSpacing(6)
+        self.pages = QStackedWidget(outer)
+        self.login_page = LoginPage(api, self.pages)
+        self.login_page.logged_in.connect(self.on_logged_in)
+        central = QWidget(self.pages)
+        central.setObjectName("till_page")
+        self.till_page = central
+        self.shift_page = ShiftPage(api, self.pages)
+        self.reports_page = ReportsPage(api, self.pages)
+        for page in (self.login_page, central, self.shift_page, self.reports_page):
+            self.pages.addWidget(page)
+        for sub in (self.shift_page, self.reports_page):
+            sub.message.connect(self.show_message)
+            sub.back.connect(self.show_till)
+        root.addWidget(self.pages, 1)
+        till = QVBoxLayout(central)
+        till.setContentsMargins(0, 0, 0, 0)
+        till.setSpacing(6)
 
-        # ---- top bar
+        # ---- top bar: station, link, who is logged in; then the functions
         top = QHBoxLayout()
+        functions = QHBoxLayout()
         self.station_label = QLabel(central)
         self.station_label.setObjectName("station_label")
         self.station_label.setStyleSheet("font-size: 18px; font-weight: bold;")
@@ -97,22 +129,36 @@ class CashierWindow(QMainWindow):
         self.refund_button.setObjectName("refund_button")
         self.refund_button.clicked.connect(self.open_refund)
         self.reports_button = QPushButton(central)
-        self.reports_button.clicked.connect(self._later)
+        self.reports_button.setObjectName("reports_button")
+        self.reports_button.clicked.connect(self.open_reports)
         self.shift_button = QPushButton(central)
-        self.shift_button.clicked.connect(self._later)
+        self.shift_button.setObjectName("shift_button")
+        self.shift_button.clicked.connect(self.open_shift)
+        self.orders_button = QPushButton(central)
+        self.orders_button.setObjectName("orders_button")
+        self.orders_button.clicked.connect(self.open_reprint)
+        self.logout_button = QPushButton(central)
+        self.logout_button.setObjectName("logout_button")
+        self.logout_button.clicked.connect(self.logout)
         self.lang_button = QPushButton(central)
         self.lang_button.setObjectName("lang_button")
         self.lang_button.clicked.connect(self.toggle_language)
+        self.cashier_label.setObjectName("cashier_label")
+        self.cashier_label.setStyleSheet("font-size: 15px; font-weight: bold; color: #0D47A1;")
         top.addWidget(self.station_label)
         top.addWidget(self.link_label)
         top.addStretch(1)
         top.addWidget(self.cashier_label)
-        for b in (self.prepay_button, self.refund_button, self.prices_button, self.reports_button,
-                  self.shift_button, self.lang_button):
-            b.setMinimumHeight(40)
+        for b in (self.logout_button, self.lang_button):
+            b.setMinimumHeight(36)
             top.addWidget(b)
         top.addWidget(self.clock_label)
-        root.addLayout(top)
+        till.addLayout(top)
+        for b in (self.prepay_button, self.refund_button, self.orders_button, self.prices_button,
+                  self.shift_button, self.reports_button):
+            b.setMinimumHeight(40)
+            functions.addWidget(b)
+        till.addLayout(functions)
 
         # ---- middle: pumps | order/payment
         mid = QHBoxLayout()
@@ -127,15 +173,24 @@ class CashierWindow(QMainWindow):
         self.side.addWidget(self.payment_panel)
         self.side.setMinimumWidth(380)
         mid.addWidget(self.side, 2)
-        root.addLayout(mid, 1)
+        till.addLayout(mid, 1)
 
-        # ---- bottom bar: messages + emergency stop (always visible)
+        # ---- printer warning (hidden while the printer is fine)
+        self.printer_label = QLabel(outer)
+        self.printer_label.setObjectName("printer_label")
+        self.printer_label.setWordWrap(True)
+        self.printer_label.setStyleSheet("background: #FFF3E0; color: #BF360C; border: 2px solid #FB8C00;"
+                                         " border-radius: 6px; padding: 4px 8px; font-size: 15px; font-weight: bold;")
+        self.printer_label.hide()
+        root.addWidget(self.printer_label)
+
+        # ---- bottom bar: messages + emergency stop (always visible, also on the login screen)
         bottom = QHBoxLayout()
-        self.message_label = QLabel(central)
+        self.message_label = QLabel(outer)
         self.message_label.setObjectName("message_label")
         self.message_label.setWordWrap(True)
         self.message_label.setMinimumHeight(48)
-        self.estop_button = QPushButton(central)
+        self.estop_button = QPushButton(outer)
         self.estop_button.setObjectName("estop_button")
         self.estop_button.setMinimumSize(340, 60)
         self.estop_button.setStyleSheet("QPushButton { background: #D50000; color: white; font-size: 20px;"
@@ -164,6 +219,8 @@ class CashierWindow(QMainWindow):
         api.link_changed.connect(self.on_link)
         checkout.message.connect(self.show_message)
         checkout.paying.connect(self._show_payment)
+        checkout.items_found.connect(self._pick_item)
+        api.call_failed.connect(self._call_failed)
         self._shortcuts()
         self.retranslate()
         self.on_link(api.up, api.link_detail)
@@ -178,8 +235,13 @@ class CashierWindow(QMainWindow):
         self.shift_button.setText(tr("btn.shift"))
         self.lang_button.setText(tr("btn.language"))
         self.estop_button.setText(tr("btn.estop_all") + "  F12")
-        self.cashier_label.setText(tr("cashier.name", name=self.co.cashier) if self.co.cashier
-                                   else tr("cashier.none"))
+        self.orders_button.setText(tr("btn.orders"))
+        self.logout_button.setText(tr("btn.logout"))
+        self.cashier_label.setText(self.session.label if self.session else tr("cashier.none"))
+        self.login_page.retranslate()
+        self.shift_page.retranslate()
+        self.reports_page.retranslate()
+        self._show_printer()
         self.order_panel.retranslate()
         self.payment_panel.retranslate()
         if self.board.snapshots:
@@ -207,21 +269,34 @@ class CashierWindow(QMainWindow):
             sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
             sc.activated.connect(slot)
 
+    @property
+    def on_till(self) -> bool:
+        """A cashier is logged in and the till page is showing (pump keys act only then)."""
+        return self.session is not None and self.pages.currentWidget() is self.till_page
+
     def _pump_key(self) -> None:
+        if not self.on_till:
+            return
         pid = int(self.sender().property("pump"))
         if pid in self.board.snapshots:
             self.pump_action(pid, self.board.tile(pid).primary)
 
     def _pump_stop_key(self) -> None:
+        if not self.on_till:
+            return
         self.stop_pump(int(self.sender().property("pump")))
 
     def _pay_key(self) -> None:
+        if not self.on_till:
+            return
         if self.side.currentWidget() is self.payment_panel:
             self.co.pay()
         else:
             self.co.start_payment()
 
     def _cancel_key(self) -> None:
+        if not self.on_till:
+            return
         if self.side.currentWidget() is self.payment_panel:
             self.co.leave_payment()
         else:
@@ -256,6 +331,8 @@ class CashierWindow(QMainWindow):
             self._show_link()
         elif topic == "prices.changed":
             self.prices = {**self.prices, "prices_fen": data.get("prices_fen", {}), "version": data.get("version")}
+        elif topic == "printer.status":
+            self.on_printer(data)
         elif topic == "pump.refused":
             self.show_message(str(data.get("reason", "")), True)
         elif topic in REFRESH_PUMPS_ON:
@@ -327,7 +404,9 @@ class CashierWindow(QMainWindow):
         dlg.open()
 
     def open_prepay(self) -> PrepayDialog:
-        dlg = PrepayDialog(self.co, sorted(self.board.snapshots), self)
+        nozzles = {pid: list(s.get("nozzles") or []) for pid, s in self.board.snapshots.items()}
+        prices = {str(k): int(v) for k, v in (self.prices.get("prices_fen") or {}).items()}
+        dlg = PrepayDialog(self.co, sorted(self.board.snapshots), self, nozzles=nozzles, prices_fen=prices)
         dlg.open()
         return dlg
 
@@ -342,8 +421,78 @@ class CashierWindow(QMainWindow):
             self.prices = body
             self.show_message(tr("prices.done", version=body.get("version")), False)
 
-    def _later(self) -> None:
-        self.show_message(tr("dlg.later"), False)
+    def open_reprint(self) -> ReprintDialog:
+        dlg = ReprintDialog(self.api, self.co.last_paid_order_id, self)
+        dlg.message.connect(self.show_message)
+        dlg.open()
+        return dlg
+
+    def _pick_item(self, items: object) -> None:
+        if isinstance(items, list):
+            ItemPickDialog(self.co, items, self).open()
+
+    # ------------------------------------------------------------ pages, login, logout
+    def show_till(self) -> None:
+        self.pages.setCurrentWidget(self.till_page if self.session else self.login_page)
+
+    def open_shift(self) -> None:
+        self.shift_page.grade_names = dict(self.board.grade_names)
+        self.shift_page.station_name = self.station_label.text()
+        self.pages.setCurrentWidget(self.shift_page)
+        self.shift_page.refresh()
+
+    def open_reports(self) -> None:
+        self.reports_page.grade_names = dict(self.board.grade_names)
+        self.pages.setCurrentWidget(self.reports_page)
+        self.reports_page.show_default()
+
+    def on_logged_in(self, session: object) -> None:
+        if not isinstance(session, CashierSession):
+            return
+        self.session = session
+        self.api.set_session(session.token)
+        self.co.cashier = session.name
+        self.cashier_label.setText(session.label)
+        self.pages.setCurrentWidget(self.till_page)
+        self.show_message(tr("login.welcome", name=session.name, role=session.role_text), False)
+        self.api.call("GET", "/api/v1/printer", on_ok=self.on_printer, on_error=self._ok_quiet)
+
+    def logout(self) -> None:
+        """End the cashier's session on the agent and go back to the login screen."""
+        if self.session is not None:
+            self.api.call("POST", "/api/v1/session/logout", None, on_ok=self._ok_quiet, on_error=self._ok_quiet)
+        self._logged_out(tr("login.logged_out"))
+
+    def _logged_out(self, text: str) -> None:
+        self.session = None
+        self.api.set_session(None)  # queued after the logout call: that one still carries the session
+        self.co.cashier = None
+        self.cashier_label.setText(tr("cashier.none"))
+        self.pages.setCurrentWidget(self.login_page)
+        self.login_page.reset()
+        self.login_page.error.setStyleSheet("color: #1B5E20; font-size: 16px; font-weight: bold;")
+        self.login_page.error.setText(text)
+
+    def _call_failed(self, err: ApiError) -> None:
+        if err.code == "unauthorized" and self.session is not None:
+            self._logged_out(tr("login.expired"))  # the session ended on the agent (logged out elsewhere)
+
+    # ------------------------------------------------------------ printer
+    def on_printer(self, status: Any) -> None:
+        if not isinstance(status, dict):
+            return
+        was_error = self.printer.get("state") == "error"
+        self.printer = dict(status)
+        self._show_printer()
+        if was_error and status.get("state") == "ok":
+            self.show_message(tr("printer.ok"), False)
+
+    def _show_printer(self) -> None:
+        if self.printer.get("state") == "error":
+            self.printer_label.setText(tr("printer.error", message=self.printer.get("message") or ""))
+            self.printer_label.show()
+        else:
+            self.printer_label.hide()
 
     # ------------------------------------------------------------ misc
     def show_message(self, text: str, error: bool = False) -> None:

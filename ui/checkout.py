@@ -91,6 +91,8 @@ class CheckoutController(QObject):
     refunded = Signal(object)
     #: a prepaid fill took less than paid; the difference was refunded (event data)
     underrun = Signal(object)
+    #: a search by name found several items (list of catalog items): the window lets the cashier pick
+    items_found = Signal(object)
 
     def __init__(self, api: ApiClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +109,7 @@ class CheckoutController(QObject):
         self._busy = False  #: a payment is being processed: no edits, no second pay
         self._reason = ""
         self._qr_url = ""
+        self._query = ""
         #: prepaid orders started here: order id -> pump (to announce an underrun refund)
         self.prepaid: dict[str, int] = {}
         self._poll = QTimer(self)
@@ -185,11 +188,32 @@ class CheckoutController(QObject):
         self._add_line({"kind": "fuel", "fill_id": fill_id})
 
     def add_item(self, code: str) -> None:
-        """Add a shop item by barcode / PLU (exact), or the single item whose name matches."""
+        """Add a shop item by barcode / PLU (exact)."""
         code = code.strip()
         if not code:
             return
         self._add_line({"kind": "item", "sku": code, "quantity": 1})
+
+    def find_item(self, text: str) -> None:
+        """Digits are a barcode / PLU (added at once); a name is searched in the catalog:
+        one match is added, several are offered on ``items_found``, none is said."""
+        text = text.strip()
+        if not text:
+            return
+        if text.isdigit():
+            self.add_item(text)
+            return
+        self._query = text
+        self.api.call("GET", PATHS["catalog"], {"q": text}, on_ok=self._on_items, on_error=self._fail)
+
+    def _on_items(self, items: Any) -> None:
+        found = [i for i in items or [] if isinstance(i, dict)]
+        if not found:
+            self.message.emit(tr("search.none", q=self._query), True)
+        elif len(found) == 1:
+            self.add_item(str(found[0].get("sku") or found[0].get("plu")))
+        else:
+            self.items_found.emit(found)
 
     def add_amount(self, text: str) -> None:
         try:
@@ -307,6 +331,18 @@ class CheckoutController(QObject):
         if self.draft.order_id is None:
             return
         body = {"coupon_id": coupon_id} if coupon_id else {"no_coupon": True}
+        self.api.call("POST", self._path("preferences"), body, on_ok=self._on_coupon, on_error=self._fail)
+
+    def use_points(self, points: int) -> None:
+        """Redeem ``points`` (0: none) on the open order, keeping the chosen coupon; the agent re-quotes."""
+        if self.draft.order_id is None:
+            return
+        if points < 0 or points > self.draft.points_available:
+            self.message.emit(tr("points.bad"), True)
+            return
+        body: dict[str, Any] = {"points": points}
+        if self.draft.coupon_id:
+            body["coupon_id"] = self.draft.coupon_id
         self.api.call("POST", self._path("preferences"), body, on_ok=self._on_coupon, on_error=self._fail)
 
     def _on_coupon(self, order: Any) -> None:
@@ -437,6 +473,17 @@ class CheckoutController(QObject):
                          tr("cust.prepay_hint"))
         else:
             self.message.emit(tr("pay.failed", reason=payment.get("state")), True)
+
+    def prepay_volume(self, pump_id: int, nozzle: int, volume_ml: int, amount_fen: int,
+                      method: str = "cash") -> None:
+        """Prepay a volume on one nozzle; ``amount_fen`` is what the agent will charge for it (shown first)."""
+        body: dict[str, Any] = {"nozzle": nozzle, "preset_volume_ml": volume_ml,
+                                "tenders": [{"tender": method, "amount_fen": amount_fen}],
+                                "request_key": uuid.uuid4().hex}
+        if self.draft.member_id:
+            body["member_id"] = self.draft.member_id
+        self.api.call("POST", PATHS["prepay"].format(pump=pump_id), body, on_ok=self._on_prepaid,
+                      on_error=_WithPump(self._fail, pump_id))
 
     def refund(self, order_id: str, amount_text: str, reason: str, supervisor_id: str, pin: str) -> None:
         body: dict[str, Any] = {"reason": reason or "refund", "supervisor_id": supervisor_id,

@@ -14,6 +14,17 @@ Threads (RELIABILITY.md §5, STYLE.md §2 "Threads → GUI"):
   worker with a queued signal and later invokes the bound-method callback with
   the reply, on the GUI thread.  The GUI thread never does I/O.
 
+Credentials: the station token (from the token file) authenticates the event
+stream and the login call.  After a cashier logs in, ``set_session(token)``
+makes the worker send the cashier's session token on every other call, so the
+agent acts in the cashier's name and role; ``set_session(None)`` goes back to
+the station token (logged out: only login and the emergency stop are offered).
+The switch travels through the same queued connection as the calls, so calls
+asked for before it still go out with the old token.  ``call(..., station=True)``
+forces the station token for one call; ``save_to=path`` makes the worker write
+the reply's bytes to ``path`` (a PDF export) and answer ``{"path", "bytes"}``:
+the file is written on the worker thread, never on the GUI thread.
+
 Every signal between threads carries plain Python data (``dict``/``list``/``str``)
 that is not touched again by the sender.  Limits: calls are serialized (a slow
 call delays the next one; the agent answers in milliseconds); SSE events are
@@ -75,18 +86,24 @@ class ApiWorker(QObject):
     def __init__(self, base_url: str, token: str) -> None:
         super().__init__()
         self._base_url, self._token = base_url, token
+        self._session: str | None = None  #: the logged-in cashier's session token
         self._http: httpx.Client | None = None
 
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(base_url=self._base_url, timeout=httpx.Timeout(8.0, connect=2.0),
-                                      headers={"Authorization": f"Bearer {self._token}"})
+            self._http = httpx.Client(base_url=self._base_url, timeout=httpx.Timeout(8.0, connect=2.0))
         return self._http
 
-    @Slot(int, str, str, object)
-    def run_call(self, call_id: int, method: str, path: str, payload: object) -> None:
+    @Slot(object)
+    def set_session(self, token: object) -> None:
+        self._session = str(token) if token else None
+
+    @Slot(int, str, str, object, object)
+    def run_call(self, call_id: int, method: str, path: str, payload: object, opts: object) -> None:
+        options: dict[str, Any] = opts if isinstance(opts, dict) else {}
+        token = self._token if options.get("station") or not self._session else self._session
         try:
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"headers": {"Authorization": f"Bearer {token}"}}
             if method == "GET" and isinstance(payload, dict):
                 kwargs["params"] = payload
             elif payload is not None:
@@ -98,10 +115,29 @@ class ApiWorker(QObject):
         if resp.status_code >= 400:
             self.finished.emit(call_id, _error_from(resp))
             return
-        try:
-            body = resp.json() if resp.content else None
-        except ValueError:
+        save_to = options.get("save_to")
+        if save_to:
+            try:
+                with open(str(save_to), "wb") as fh:
+                    fh.write(resp.content)
+            except OSError as exc:
+                self.finished.emit(call_id, ApiError(-1, "save_failed", str(exc), {"path": str(save_to)}))
+                return
+            self.finished.emit(call_id, ApiReply(resp.status_code, {"path": str(save_to),
+                                                                   "bytes": len(resp.content)}))
+            return
+        ctype = resp.headers.get("content-type", "")
+        if not resp.content:
+            body: Any = None
+        elif "json" in ctype or not ctype:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = resp.text
+        elif ctype.startswith("text/"):
             body = resp.text
+        else:
+            body = resp.content
         self.finished.emit(call_id, ApiReply(resp.status_code, body))
 
     @Slot()
@@ -213,7 +249,8 @@ Callback = Callable[[Any], None]
 class ApiClient(QObject):
     """GUI-thread façade: ``call`` and the stream's signals, re-emitted on the GUI thread."""
 
-    _request = Signal(int, str, str, object)
+    _request = Signal(int, str, str, object, object)
+    _session = Signal(object)
     #: (topic, data) for every event of the stream
     received = Signal(str, object)
     link_changed = Signal(bool, str)
@@ -231,6 +268,7 @@ class ApiClient(QObject):
         self._worker = ApiWorker(base_url, token)  # no parent: moved to its thread, deleted on finish
         self._worker.moveToThread(self._thread)
         self._request.connect(self._worker.run_call)
+        self._session.connect(self._worker.set_session)
         self._worker.finished.connect(self._on_finished)
         self._thread.finished.connect(self._worker.deleteLater)
         self.stream = EventStream(base_url, token, self)
@@ -239,6 +277,7 @@ class ApiClient(QObject):
         self.stream.snapshot.connect(self.snapshot)
         self.up = False
         self.link_detail = ""
+        self.session_token: str | None = None
         self.paths: set[str] = set()  #: API paths of the agent (from /openapi.json), to enable features
 
     def start(self) -> None:
@@ -257,12 +296,26 @@ class ApiClient(QObject):
             log.warning("event stream did not stop in time")
 
     def call(self, method: str, path: str, payload: object = None, *, on_ok: Callback | None = None,
-             on_error: Callback | None = None) -> int:
-        """Queue a call; ``on_ok(body)`` or ``on_error(ApiError)`` runs later on the GUI thread."""
+             on_error: Callback | None = None, station: bool = False, save_to: str | None = None) -> int:
+        """Queue a call; ``on_ok(body)`` or ``on_error(ApiError)`` runs later on the GUI thread.
+
+        ``station=True`` sends the station token even while a cashier is logged in (login);
+        ``save_to`` writes the reply's bytes to that file on the worker thread (exports).
+        """
         call_id = next(self._ids)
         self._pending[call_id] = (on_ok, on_error)
-        self._request.emit(call_id, method, path, payload)
+        opts: dict[str, Any] = {}
+        if station:
+            opts["station"] = True
+        if save_to:
+            opts["save_to"] = save_to
+        self._request.emit(call_id, method, path, payload, opts)
         return call_id
+
+    def set_session(self, token: str | None) -> None:
+        """Use a cashier's session token for the next calls (``None``: the station token again)."""
+        self.session_token = token
+        self._session.emit(token)
 
     def has(self, path: str) -> bool:
         """Whether the agent publishes ``path`` in its OpenAPI document."""

@@ -38,6 +38,7 @@ __all__ = [
     "PumpBoard",
     "PumpTile",
     "Tender",
+    "coupon_text",
     "customer_view",
     "money",
     "notice_view",
@@ -266,6 +267,11 @@ class OrderDraft:
     payable_fen: int = 0
     notes: list[str] = field(default_factory=list)
     grade_names: dict[str, str] = field(default_factory=dict)
+    #: the member's coupons from the lookup (``coupon_id``, ``kind``, ``value``, ``min_spend_fen``, ``state``)
+    coupons: list[dict[str, Any]] = field(default_factory=list)
+    points_available: int = 0
+    coupon_id: str | None = None  #: the coupon the quote used
+    points_used: int = 0
 
     def load_order(self, order: dict[str, Any]) -> None:
         self.order_id = str(order["order_id"])
@@ -282,6 +288,8 @@ class OrderDraft:
         self.discounts = [Discount(str(d.get("name") or d.get("stage") or "?"), int(d["amount_fen"]))
                           for d in quote.get("discounts", []) if int(d.get("amount_fen") or 0)]
         self.notes = [str(n) for n in quote.get("notes", [])]
+        self.coupon_id = quote.get("coupon_id")
+        self.points_used = int(quote.get("points_used") or 0)
         self.total_fen = int(order.get("total_fen") or sum(ln.amount_fen for ln in self.lines))
         self.discount_fen = int(order.get("discount_fen") or 0)
         payable = order.get("payable_fen")
@@ -290,11 +298,18 @@ class OrderDraft:
     def set_member(self, member: dict[str, Any] | None) -> None:
         self.member_id = member.get("member_id") if member else None
         self.member_name = str(member.get("name") or member.get("phone") or "") if member else ""
+        self.coupons = [dict(c) for c in (member or {}).get("coupons") or [] if isinstance(c, dict)]
+        self.points_available = int((member or {}).get("points_available", (member or {}).get("points")) or 0)
+
+    def usable_coupons(self) -> list[dict[str, Any]]:
+        """The member's coupons that can still be used (state ``available``)."""
+        return [c for c in self.coupons if str(c.get("state") or "available") == "available"]
 
     def clear(self) -> None:
         grades = self.grade_names
         self.__init__()  # type: ignore[misc]
         self.grade_names = grades
+
 
     @property
     def subtotal_fen(self) -> int:
@@ -463,3 +478,14 @@ def customer_view(phase: Phase, draft: OrderDraft | None, *, qr_payload: str = "
 def notice_view(headline: str, amount: str, message: str) -> CustomerView:
     """A result that is not an order at the counter (a prepay taken, an underrun refunded)."""
     return CustomerView(Phase.PAID, headline=headline, payable=amount, message=message)
+
+
+def coupon_text(coupon: dict[str, Any]) -> str:
+    """``C001 减 ¥5.00（满 ¥100.00）`` / ``C002 95折…``: a coupon as the pick list shows it."""
+    cid, value, min_spend = str(coupon.get("coupon_id")), int(coupon.get("value") or 0), \
+        int(coupon.get("min_spend_fen") or 0)
+    if str(coupon.get("kind")) in ("rate", "percent", "discount_rate"):
+        pct = (10_000 - value) / 100  # basis points off -> percent paid
+        return tr("coupon.rate", id=cid, pct=f"{pct:g}", min=format_fen(min_spend))
+    return tr("coupon.cash", id=cid, value=format_fen(value), min=format_fen(min_spend))
+

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PySide6.QtCore import Qt
 
 from agent.api import ApiServer, create_app
 from tests.forecourt_harness import Station, station
@@ -42,14 +43,27 @@ id = "s01"
 name = "李站长"
 role = "supervisor"
 pin = "9999"
+
+[[cashiers]]
+id = "c01"
+name = "张三"
+role = "cashier"
+pin = "1234"
+
+[[cashiers]]
+id = "m01"
+name = "王经理"
+role = "manager"
+pin = "8888"
 """
 
 
 class LiveStation:
     """The station the UI talks to; ``api`` is a test-side HTTP client (not the UI's)."""
 
-    def __init__(self, st: Station, server: ApiServer, center: Any, checkout: Any) -> None:
+    def __init__(self, st: Station, server: ApiServer, center: Any, checkout: Any, printer: Any = None) -> None:
         self.st, self.server, self.center, self.checkout = st, server, center, checkout
+        self.printer = printer  #: the agent's PrintQueue (a file printer in the test's tmp directory)
         self.url = server.url
         self.api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
 
@@ -64,6 +78,8 @@ class LiveStation:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveStation]:
     from agent.checkout.service import CheckoutService
+    from agent.config import PrinterConf
+    from agent.printing import PrintQueue
     from sync.center_sim.server import serve_center
     from sync.gateway import HttpCenterGateway
 
@@ -74,15 +90,20 @@ def live(tmp_path: Path) -> Iterator[LiveStation]:
             checkout = CheckoutService(st.agent, HttpCenterGateway(http, "T001"))
             checkout.start(sentinel_s=30)  # the fill listener settles prepaid fills; tests call sweep() themselves
             st.agent.set_link("center", True)
-            server = ApiServer(create_app(st.agent, TOKEN), port=0)
+            printer = PrintQueue(st.agent, PrinterConf(url=f"file://{tmp_path}/printer.bin"), poll_s=0.5)
+            printer.start()
+            app = create_app(st.agent, TOKEN)
+            app.state.printer = printer
+            server = ApiServer(app, port=0)
             server.start()
-            ls = LiveStation(st, server, center, checkout)
+            ls = LiveStation(st, server, center, checkout, printer)
             try:
                 st.wait_all_idle()
                 yield ls
             finally:
                 ls.api.close()
-                server.stop()
+                ls.server.stop()
+                printer.close()
                 checkout.close()
                 http.close()
     finally:
@@ -113,6 +134,19 @@ def session(qtbot: Any, live: LiveStation, ui_font: str) -> Iterator[Any]:
     s.cashier.resize(1024, 768)
     s.start()
     qtbot.waitUntil(lambda: s.api.up and len(s.cashier.board.snapshots) == 4, timeout=10_000)
+    login(qtbot, s, "m01", "8888")  # a manager: every existing flow (prices too) is allowed
     yield s
     s.stop()
     set_language("zh_CN")
+
+
+def login(qtbot: Any, s: Any, cashier_id: str, pin: str) -> None:
+    """Log in through the login screen (id typed, PIN on the keypad) and wait for the till."""
+    page = s.cashier.login_page
+    assert s.cashier.pages.currentWidget() is page
+    page.id_edit.setText(cashier_id)
+    for ch in pin:
+        qtbot.mouseClick(page.keys[ch], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.login_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: s.cashier.session is not None and s.cashier.session.cashier_id == cashier_id,
+                    timeout=10_000)

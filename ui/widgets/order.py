@@ -7,6 +7,7 @@ from typing import TypeVar
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 from agent.money import format_fen
 from ui.checkout import CheckoutController
 from ui.i18n import tr
-from ui.viewmodels import Keypad, Phase, money, parse_amount
+from ui.viewmodels import Keypad, Phase, coupon_text, money, parse_amount
 from ui.widgets.keypad import KeypadWidget
 
 __all__ = ["OrderPanel", "PaymentPanel"]
@@ -179,7 +180,7 @@ class OrderPanel(QFrame):
     def _add_item(self) -> None:
         text = self.search_edit.text()
         self.search_edit.clear()
-        self.co.add_item(text)
+        self.co.find_item(text)
 
     def _add_amount(self) -> None:
         text = self.search_edit.text()
@@ -193,7 +194,8 @@ class OrderPanel(QFrame):
 
 
 class PaymentPanel(QFrame):
-    """Tenders of a (combined) payment: cash keypad with change, scan, merchant QR, stored value, coupon."""
+    """Tenders of a (combined) payment: cash keypad with change, scan, merchant QR, stored value; with a
+    member on the order, their coupons as a pick list and points to redeem (the agent re-quotes)."""
 
     METHODS = ("cash", "qr_scan", "qr_show", "stored_value", "coupon")
 
@@ -243,6 +245,26 @@ class PaymentPanel(QFrame):
             tenders.addWidget(b, i // 3, i % 3)
             self.tender_buttons[m] = b
         lay.addLayout(tenders)
+        member = QHBoxLayout()
+        self.coupon_pick = QComboBox(self)
+        self.coupon_pick.setObjectName("coupon_pick")
+        self.coupon_pick.setMinimumHeight(40)
+        self.coupon_pick.activated.connect(self._coupon_picked)
+        self.points_edit = QLineEdit(self)
+        self.points_edit.setObjectName("points_edit")
+        self.points_edit.setMinimumHeight(40)
+        self.points_edit.setMaximumWidth(110)
+        self.points_button = QPushButton(self)
+        self.points_button.setObjectName("points_button")
+        self.points_button.setMinimumHeight(40)
+        self.points_button.clicked.connect(self._use_points)
+        member.addWidget(self.coupon_pick, 1)
+        member.addWidget(self.points_edit)
+        member.addWidget(self.points_button)
+        self.member_row = QWidget(self)
+        self.member_row.setLayout(member)
+        member.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.member_row)
         self.pad = KeypadWidget(self)
         self.pad.pressed.connect(self._key)
         lay.addWidget(self.pad, 1)
@@ -273,6 +295,7 @@ class PaymentPanel(QFrame):
         self.back_button.setText(tr("pay.back"))
         self.confirm_button.setText(tr("pay.confirm") + "  F9")
         self.entry.setPlaceholderText(tr("pay.given"))
+        self.points_button.setText(tr("points.apply"))
         self.refresh()
 
     def refresh(self) -> None:
@@ -288,6 +311,35 @@ class PaymentPanel(QFrame):
             extra = f"  ({tr('pay.given')} ¥{format_fen(t.given_fen)})" if t.given_fen else ""
             self.legs.addItem(f"{tr('pay.' + t.method)}  {money(t.amount_fen)}{extra}")
         self.confirm_button.setEnabled(p.complete and self.co.phase is not Phase.PAID and not self.co.busy)
+        self._show_member_choices()
+
+    def _show_member_choices(self) -> None:
+        d = self.co.draft
+        self.member_row.setVisible(bool(d.member_id))
+        self.coupon_pick.clear()
+        self.coupon_pick.addItem(tr("coupon.none"), "")
+        for c in d.usable_coupons():
+            self.coupon_pick.addItem(coupon_text(c), str(c["coupon_id"]))
+        if d.coupon_id:
+            i = self.coupon_pick.findData(d.coupon_id)
+            if i < 0:
+                self.coupon_pick.addItem(str(d.coupon_id), str(d.coupon_id))
+                i = self.coupon_pick.count() - 1
+            self.coupon_pick.setCurrentIndex(i)
+        self.coupon_pick.setToolTip(tr("coupon.pick"))
+        self.points_edit.setPlaceholderText(tr("points.available", n=d.points_available))
+        if d.points_used and not self.points_edit.hasFocus():
+            self.points_edit.setText(str(d.points_used))
+
+    def _coupon_picked(self, index: int) -> None:
+        self.co.use_coupon(str(self.coupon_pick.itemData(index) or ""))
+
+    def _use_points(self) -> None:
+        text = self.points_edit.text().strip() or "0"
+        if not text.isdigit():
+            self.co.message.emit(tr("points.bad"), True)
+            return
+        self.co.use_points(int(text))
 
     def _typed(self, text: str) -> None:
         # free text: a scanner (keyboard wedge) types long payment codes here; amounts are checked on use
@@ -327,6 +379,8 @@ class PaymentPanel(QFrame):
         elif method == "coupon":
             if text:
                 self.co.use_coupon(text)
+            elif self.co.draft.usable_coupons():
+                self.coupon_pick.showPopup()
             else:
                 self.co.message.emit(tr("pay.coupon_hint"), True)
         else:
