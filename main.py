@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--run-for", type=float, default=None, help="stop after N seconds (smoke tests)")
     d.add_argument("--no-traffic", action="store_true", help="no simulated customers")
     d.add_argument("--no-ui", action="store_true", help="do not start the UI")
+    d.add_argument("--mixed", action="store_true", help="half the simulated pumps on a Gilbarco two-wire loop")
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("config", help="configuration tools")
@@ -378,14 +379,11 @@ def _add_optional_commands(sub: Any) -> None:
 
     proto = sub.add_parser("proto", help="pump protocol tools")
     psub = proto.add_subparsers(dest="proto_command", required=True)
-    try:
-        from drivers.dart import decode as dart_decode
-    except ImportError:
-        dart_decode = None
-    if dart_decode is not None:
-        pd = psub.add_parser("decode", help="decode captured bus frames (hex) to JSON")
-        dart_decode.add_arguments(pd)
-        pd.set_defaults(func=dart_decode.run)
+    from drivers import decode_cli
+
+    pd = psub.add_parser("decode", help="decode captured bus frames (hex) to JSON (--protocol dart|gilbarco)")
+    decode_cli.add_arguments(pd)
+    pd.set_defaults(func=decode_cli.run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ def free_port() -> int:
 
 def demo_config(station_id: str, pumps: int, bus_url: str, api_port: int, nozzles_per_pump: int = 2,
                 *, auto_authorize: bool = False, center_url: str = "http://127.0.0.1:8650",
-                mqtt_port: int = 1883) -> str:
+                mqtt_port: int = 1883, gilbarco_url: str | None = None) -> str:
     """A station config for ``pumps`` simulated DART pumps (two nozzles each) on one line.
 
     ``auto_authorize`` (a manager's opt-in, R3) lets a headless demo sell without a cashier.
@@ -52,15 +52,20 @@ def demo_config(station_id: str, pumps: int, bus_url: str, api_port: int, nozzle
     ]
     for code, name, price in GRADES:
         out += ["[[grades]]", f'code = "{code}"', f'name = "{name}"', f"price_fen = {price}", ""]
+    dart_pumps = pumps // 2 if gilbarco_url else pumps
     out += ["[[lines]]", 'name = "bus1"', 'protocol = "dart"', f'url = "{bus_url}"', ""]
     gun = 1
     for i in range(pumps):
+        if i == dart_pumps:
+            out += ["[[lines]]", 'name = "loop1"', 'protocol = "gilbarco"', f'url = "{gilbarco_url}"',
+                    "baudrate = 5787", ""]
         nozzles = []
         for n in range(1, nozzles_per_pump + 1):
             grade = GRADES[(i + n - 1) % len(GRADES)][0]
             nozzles.append(f'{{ number = {gun}, logical = {n}, grade = "{grade}" }}')
             gun += 1
-        out += ["[[lines.pumps]]", f"pump_id = {i + 1}", f"address = 0x{0x50 + i:02X}",
+        address = f"0x{0x50 + i:02X}" if i < dart_pumps else str(i - dart_pumps + 1)
+        out += ["[[lines.pumps]]", f"pump_id = {i + 1}", f"address = {address}",
                 f"nozzles = [{', '.join(nozzles)}]", ""]
     return "\n".join(out)
 
@@ -143,10 +148,14 @@ def run_demo(args: argparse.Namespace) -> int:
     exe = [sys.executable, "-m", "main"]
     children = _Children()
     bus_port, control_port, mqtt_port, center_port = free_port(), free_port(), free_port(), free_port()
+    gil_port, gil_control_port = free_port(), free_port()
+    mixed = bool(getattr(args, "mixed", False))
     cfg_path = workdir / "station.toml"
     cfg_path.write_text(demo_config("DEMO01", args.pumps, f"socket://127.0.0.1:{bus_port}", args.port,
                                     auto_authorize=args.headless, center_url=f"http://127.0.0.1:{center_port}",
-                                    mqtt_port=mqtt_port), encoding="utf-8")
+                                    mqtt_port=mqtt_port,
+                                    gilbarco_url=f"socket://127.0.0.1:{gil_port}" if mixed else None),
+                        encoding="utf-8")
     rc = 0
     try:
         from sync.broker import start_mosquitto
@@ -159,13 +168,19 @@ def run_demo(args: argparse.Namespace) -> int:
                                                   "--station", "DEMO01", "--state", str(workdir / "center.json")],
                        workdir / "center.log", env)
         if _pump_sim_available():
-            sim = [*exe, "sim", "pumps", "--simulate", "--pumps", str(args.pumps), "--nozzles-per-pump", "2",
-                   "--tcp", f"127.0.0.1:{bus_port}", "--control", f"127.0.0.1:{control_port}",
-                   "--ledger", str(workdir / "pump-ledger.jsonl")]
-            if not args.no_traffic:
-                sim.append("--demo-traffic")
-            children.start("pump simulator", sim, workdir / "pumps.log", env)
-            _wait_port(bus_port, children)
+            dart_pumps = args.pumps // 2 if mixed else args.pumps
+            sims = [("pump simulator", "dart", dart_pumps, bus_port, control_port, "pump-ledger.jsonl")]
+            if mixed:
+                sims.append(("Gilbarco loop simulator", "gilbarco", args.pumps - dart_pumps, gil_port,
+                             gil_control_port, "pump-ledger-gilbarco.jsonl"))
+            for name, protocol, count, port, control, ledger in sims:
+                sim = [*exe, "sim", "pumps", "--simulate", "--protocol", protocol, "--pumps", str(count),
+                       "--nozzles-per-pump", "2", "--tcp", f"127.0.0.1:{port}", "--control",
+                       f"127.0.0.1:{control}", "--ledger", str(workdir / ledger)]
+                if not args.no_traffic:
+                    sim.append("--demo-traffic")
+                children.start(name, sim, workdir / f"{protocol}-pumps.log", env)
+                _wait_port(port, children)
             agent_flags: list[str] = []
         else:
             agent_flags = ["--no-pumps"]

@@ -1,40 +1,19 @@
-"""Gilbarco two-wire line driver: runs the bus cycle of one loop in its own thread (glue, the only I/O).
+"""Gilbarco two-wire line driver: the shared line loop (:mod:`drivers.line`) with the Gilbarco bus, 8E1.
 
-``GilbarcoLineDriver`` owns a :class:`~drivers.transport.SerialTransport` opened **8E1** at the line's
-baud rate (5787 for a real loop behind its current-loop adapter; never 9600, never 8N1, R10) and a
-sans-IO :class:`~drivers.gilbarco.protocol.GilbarcoBus`.  The loop is the DART driver's
-(:mod:`drivers.dart.driver`), so both protocols behave the same towards the agent: drain commands
-(emergency stops first) at the frame boundary, write the next word or block, wait for bytes until
-the bus deadline, feed them to the bus, hand the events to the sink.
-
-Pacing: a PTY or socket ignores baud and parity and delivers at once, so the loop never starts a
-word before the wire time of the previous exchange has elapsed (words x 11 bits / baud: 1.90 ms per
-word at 5787 baud).  ``emergency_stop`` only appends to a deque and wakes the thread.  A line error
-(port gone) is reported as ``LinkFault`` (pump 0) and the port is reopened every ``reopen_s``.
+``GilbarcoLineDriver`` opens its port **8E1** at the loop's baud rate (5787 for a real loop behind
+its current-loop adapter; never 9600, never 8N1, R10) and runs a sans-IO
+:class:`~drivers.gilbarco.protocol.GilbarcoBus` in the loop shared with DART, so both protocols
+behave the same towards the agent.  Pacing: 11 bits per word, 1.90 ms per word at 5787 baud.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
-from drivers.base import (
-    Command,
-    CommandRejected,
-    ConfigError,
-    DriverEvent,
-    EmergencyStop,
-    EventSink,
-    LineConfig,
-    LineDriver,
-    LineError,
-    LinkFault,
-    PumpState,
-)
+from drivers.base import ConfigError, EventSink, LineConfig
 from drivers.gilbarco.protocol import GilbarcoBus, Timing
+from drivers.line import BusProtocol, PolledLineDriver
 from drivers.transport import SerialTransport
 
 __all__ = ["BAUDRATES", "GilbarcoLineDriver"]
@@ -42,11 +21,11 @@ __all__ = ["BAUDRATES", "GilbarcoLineDriver"]
 #: 5787 (PROTOCOLS.md 2.1) or 5760 (one controller); anything else is refused unless ``any_baud``.
 BAUDRATES = (5787, 5760)
 
-log = logging.getLogger(__name__)
 
-
-class GilbarcoLineDriver(LineDriver):
+class GilbarcoLineDriver(PolledLineDriver):
     """One Gilbarco loop (up to 16 pumps); several instances may run at once."""
+
+    protocol_name = "gilbarco"
 
     def __init__(
         self,
@@ -60,119 +39,13 @@ class GilbarcoLineDriver(LineDriver):
         reopen_s: float = 1.0,
         any_baud: bool = False,
     ) -> None:
-        super().__init__(config, events)
         if config.baudrate not in BAUDRATES and not any_baud:
             raise ConfigError(f"line {config.name}: Gilbarco two-wire runs at 5787 baud, not {config.baudrate} (R10)")
-        self._bus = GilbarcoBus(config, timing)  # validates the configuration (ConfigError)
-        self._transport = transport or SerialTransport(config.url, config.baudrate, parity="E")
-        self._clock = clock
-        self._byte_s = 11.0 / config.baudrate if pace else 0.0
-        self._reopen_s = reopen_s
-        self._lock = threading.Lock()
-        self._commands: deque[Command] = deque()
-        self._estops: deque[int] = deque()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ids = frozenset(self.pump_ids())
-        self.frames_sent = 0
-        self.bytes_on_wire = 0
+        self._timing = timing
+        super().__init__(config, events, transport=transport, clock=clock, pace=pace, reopen_s=reopen_s)
 
-    # ------------------------------------------------------------ LineDriver API
+    def _make_bus(self) -> BusProtocol:
+        return GilbarcoBus(self.config, self._timing)
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._transport.open()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"gilbarco {self.config.name}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._transport.wakeup()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
-        self._thread = None
-        self._transport.close()
-
-    def submit(self, command: Command) -> None:
-        if isinstance(command, EmergencyStop):
-            self.emergency_stop(command.pump_id)
-            return
-        if command.pump_id not in self._ids:
-            raise CommandRejected(f"no pump {command.pump_id} on line {self.config.name}")
-        with self._lock:
-            self._commands.append(command)
-        self._transport.wakeup()
-
-    def emergency_stop(self, pump_id: int = 0) -> None:
-        if pump_id != 0 and pump_id not in self._ids:
-            raise CommandRejected(f"no pump {pump_id} on line {self.config.name}")
-        self._estops.append(pump_id)  # deque.append is atomic: no lock, nothing to wait on
-        self._transport.wakeup()
-
-    def state(self, pump_id: int) -> PumpState | None:
-        """Last reported state (for diagnostics; the agent should follow the events)."""
-        return self._bus.state(pump_id)
-
-    # ------------------------------------------------------------ thread
-
-    def _emit(self, events: list[DriverEvent]) -> None:
-        for event in events:
-            try:
-                self._events(event)
-            except Exception:  # the sink must only enqueue; never let it kill the line
-                log.exception("event sink failed on %r", event)
-
-    def _drain(self, now: float) -> None:
-        while self._estops:
-            self._emit(self._bus.emergency_stop(self._estops.popleft(), now))
-        while True:
-            with self._lock:
-                if not self._commands:
-                    return
-                command = self._commands.popleft()
-            self._emit(self._bus.submit(command, now))
-
-    def _run(self) -> None:
-        bus, transport, clock = self._bus, self._transport, self._clock
-        free_at = 0.0  # the line carries the previous exchange until then
-        while not self._stop.is_set():
-            try:
-                now = clock()
-                self._drain(now)
-                if now < free_at:
-                    data = transport.read(free_at - now)
-                    if data:
-                        self.bytes_on_wire += len(data)
-                        free_at += len(data) * self._byte_s
-                        self._emit(bus.receive(data, clock()))
-                    continue
-                frame = bus.next_frame(now)
-                if frame is not None:
-                    transport.write(frame)
-                    self.frames_sent += 1
-                    self.bytes_on_wire += len(frame)
-                    free_at = max(free_at, now) + len(frame) * self._byte_s
-                    continue
-                deadline = bus.deadline
-                data = transport.read(0.05 if deadline is None else deadline - now)
-                now = clock()
-                if data:
-                    self.bytes_on_wire += len(data)
-                    free_at = max(free_at, now - len(data) * self._byte_s) + len(data) * self._byte_s
-                    self._emit(bus.receive(data, now))
-                else:
-                    self._emit(bus.tick(now))
-            except LineError as exc:
-                self._line_error(exc)
-
-    def _line_error(self, exc: LineError) -> None:
-        self._emit([LinkFault(0, self._clock(), f"line error: {exc}")])
-        self._transport.close()
-        while not self._stop.wait(self._reopen_s):
-            try:
-                self._transport.open()
-                return
-            except LineError as again:
-                log.warning("reopen of %s failed: %s", self.config.url, again)
+    def _make_transport(self) -> SerialTransport:
+        return SerialTransport(self.config.url, self.config.baudrate, parity="E")
