@@ -106,7 +106,7 @@ class CashierWindow(QMainWindow):
         root.addWidget(self.pages, 1)
         till = QVBoxLayout(central)
         till.setContentsMargins(0, 0, 0, 0)
-        till.setSpacing(6)
+        till.setSpacing(4)
 
         # ---- top bar: station, link, who is logged in; then the functions
         top = QHBoxLayout()
@@ -150,13 +150,13 @@ class CashierWindow(QMainWindow):
         top.addStretch(1)
         top.addWidget(self.cashier_label)
         for b in (self.logout_button, self.lang_button):
-            b.setMinimumHeight(36)
+            b.setMinimumHeight(30)
             top.addWidget(b)
         top.addWidget(self.clock_label)
         till.addLayout(top)
         for b in (self.prepay_button, self.refund_button, self.orders_button, self.prices_button,
                   self.shift_button, self.reports_button):
-            b.setMinimumHeight(40)
+            b.setMinimumHeight(36)
             functions.addWidget(b)
         till.addLayout(functions)
 
@@ -466,6 +466,7 @@ class CashierWindow(QMainWindow):
     def _logged_out(self, text: str) -> None:
         self.session = None
         self.api.set_session(None)  # queued after the logout call: that one still carries the session
+        self._clear_message()
         self.co.cashier = None
         self.cashier_label.setText(tr("cashier.none"))
         self.pages.setCurrentWidget(self.login_page)

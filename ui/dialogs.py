@@ -368,7 +368,7 @@ class ReprintDialog(QDialog):
             self.list.setCurrentRow(0)
 
     def reprint(self) -> None:
-        item = self.list.currentItem()
+        item: QListWidgetItem | None = self.list.currentItem()
         if item is None:
             self.info.setText(tr("reprint.pick"))
             return

@@ -139,7 +139,7 @@ class LoginPage(QFrame):
     def _focus_pin(self) -> None:
         self.setFocus()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         text = event.text()
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.submit()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -37,6 +37,15 @@ from ui.widgets.charts import BarChart
 
 __all__ = ["ReportsPage"]
 
+#: station local time (China, UTC+8, no DST), as the agent's report days (agent/reports.py TZ_OFFSET_MIN)
+TZ_OFFSET_MIN = 480
+
+
+def station_today() -> date:
+    """Today at the station (the agent's day boundaries), whatever the device's time zone."""
+    return (datetime.now(UTC) + timedelta(minutes=TZ_OFFSET_MIN)).date()
+
+
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
@@ -51,7 +60,7 @@ class ReportsPage(QFrame):
         super().__init__(parent)
         self.setObjectName("reports_page")
         self.api = api
-        self.today: Callable[[], date] = date.today  #: replaceable (tests)
+        self.today: Callable[[], date] = station_today  #: replaceable (tests)
         self.report: dict[str, Any] | None = None
         self.grade_names: dict[str, str] = {}
         root = QVBoxLayout(self)
@@ -152,7 +161,7 @@ class ReportsPage(QFrame):
         self.variance_chart.set_series(variance_series(r))
         sections = report_sections(r, self.grade_names)
         kind = tr("rep.day") if r.get("kind") == "day" else tr("rep.month")
-        summary = dict(sections[0].rows) if sections else {}
+        summary: dict[str, str] = {row[0]: row[1] for row in sections[0].rows} if sections else {}
         self.totals.setText(f"{tr('rep.net')} {summary.get(tr('rep.net'), '')}   "
                             f"{tr('rep.orders')} {summary.get(tr('rep.orders'), '')}")
         self.view.setHtml(sections_html(tr("rep.period", kind=kind, label=r.get("label", "")),

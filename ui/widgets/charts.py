@@ -36,7 +36,7 @@ class BarChart(QWidget):
         self.series = series
         self.update()
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         try:
             self._paint(p)

@@ -27,7 +27,7 @@ class KeypadWidget(QWidget):
                 label = {"<": "⌫", "50": "¥50", "100": "¥100"}.get(key, key)
                 b = QPushButton(label, self)
                 b.setObjectName(f"key_{key}")
-                b.setMinimumHeight(48)
+                b.setMinimumHeight(40)
                 b.setStyleSheet("font-size: 22px; font-weight: bold;")
                 b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
                 b.setProperty("key", key)

@@ -238,7 +238,7 @@ class PaymentPanel(QFrame):
         for i, m in enumerate(self.METHODS):
             b = QPushButton(self)
             b.setObjectName(f"tender_{m}")
-            b.setMinimumHeight(46)
+            b.setMinimumHeight(40)
             b.setStyleSheet("font-size: 16px; font-weight: bold;")
             b.setProperty("method", m)
             b.clicked.connect(self._tender_clicked)
@@ -264,6 +264,7 @@ class PaymentPanel(QFrame):
         self.member_row = QWidget(self)
         self.member_row.setLayout(member)
         member.setContentsMargins(0, 0, 0, 0)
+        self.member_row.hide()  # shown with a member on the order
         lay.addWidget(self.member_row)
         self.pad = KeypadWidget(self)
         self.pad.pressed.connect(self._key)
@@ -271,11 +272,11 @@ class PaymentPanel(QFrame):
         row = QHBoxLayout()
         self.back_button = QPushButton(self)
         self.back_button.setObjectName("pay_back")
-        self.back_button.setMinimumHeight(56)
+        self.back_button.setMinimumHeight(50)
         self.back_button.clicked.connect(self.co.leave_payment)
         self.confirm_button = QPushButton(self)
         self.confirm_button.setObjectName("pay_confirm")
-        self.confirm_button.setMinimumHeight(56)
+        self.confirm_button.setMinimumHeight(50)
         self.confirm_button.setStyleSheet("background: #2E7D32; color: white; font-size: 20px; font-weight: bold;"
                                           " border-radius: 8px;")
         self.confirm_button.clicked.connect(self.co.pay)
