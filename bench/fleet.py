@@ -54,11 +54,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sync.broker import MOSQUITTO
 from sync.emulator import center_worker, station_worker
 
+#: paho's network loop uses select(), which cannot watch a descriptor >= 1024 (FD_SETSIZE), and each
+#: emulated station holds ~11 descriptors (SQLite files, HTTP and MQTT sockets): beyond ~90 stations
+#: in one process new MQTT connections fail.  50 keeps a margin.
+STATIONS_PER_WORKER = 50
+
 
 @dataclass(frozen=True)
 class FleetOptions:
     stations: int = 50
-    workers: int = 2
+    workers: int = 0  #: 0 = one per STATIONS_PER_WORKER stations
     rate: float = 0.5  #: fills per second per station
     downlink: float = 0.2  #: commands per second per station
     steady_s: float = 30.0
@@ -221,6 +226,7 @@ def _lat(values: list[float]) -> dict[str, float]:
 # ------------------------------------------------------------------ the run
 def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
+    n_workers = opts.workers or -(-opts.stations // STATIONS_PER_WORKER)
     broker = Broker(workdir, _free_port())
     broker.start()
     rss_sampler = RssSampler(broker)
@@ -239,9 +245,9 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
     _, center_url = center_conn.recv()
     workers: list[Connection] = []
     t_spawn = time.monotonic()
-    for w in range(opts.workers):
+    for w in range(n_workers):
         parent, child = ctx.Pipe()
-        group = ids[w::opts.workers]
+        group = ids[w::n_workers]
         (workdir / f"w{w}").mkdir()
         p = ctx.Process(target=station_worker, args=(child, group, str(workdir / f"w{w}"), center_url,
                                                      broker.port, 100 + w), daemon=True)
@@ -392,7 +398,7 @@ def markdown(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stations", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=0, help="station processes (0: one per 50 stations)")
     ap.add_argument("--rate", type=float, default=0.5, help="fills per second per station")
     ap.add_argument("--downlink", type=float, default=0.2, help="center commands per second per station")
     ap.add_argument("--steady", type=float, default=30.0)
