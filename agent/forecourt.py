@@ -29,6 +29,7 @@ writer and hand commands to the drivers (non-blocking).
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -118,6 +119,9 @@ class PumpView:
     #: totals as they were when the open fill was authorized (R7 start readings)
     start_totals: dict[int, tuple[int, int]] = field(default_factory=dict)
     prices_ok: bool | None = None  #: last price read-back matched the price book
+    #: an open fill whose pump went idle without reporting it: its totals are being read (R7)
+    recovering: str | None = None
+    recovery_pending: set[int] = field(default_factory=set)
 
     def gun(self, logical: int | None) -> int | None:
         return self.nozzles[logical][0] if logical in self.nozzles else None
@@ -270,6 +274,10 @@ class Forecourt:
         elif isinstance(ev, TotalsRead):
             with self._lock:
                 view.totals[ev.nozzle] = (ev.volume_total_ml, ev.amount_total_fen)
+                view.recovery_pending.discard(ev.nozzle)
+                done = view.recovering is not None and not view.recovery_pending
+            if done:
+                self._finish_recovery(view)
             self._bus.publish("pump.totals", {"pump_id": view.pump_id, "nozzle": view.gun(ev.nozzle),
                                               "volume_total_ml": ev.volume_total_ml,
                                               "amount_total_fen": ev.amount_total_fen})
@@ -319,12 +327,82 @@ class Forecourt:
         elif state in (PumpState.AUTHORIZED, PumpState.STARTED) and row["state"] == "needs_reconciliation":
             self._set_fill_state(fill_id, "authorized")
         elif state in (PumpState.IDLE, PumpState.CALLING, PumpState.STOPPED) and (
-                view.fill_seen_busy or row["state"] == "needs_reconciliation"):
-            # Authorized, then back to idle without a sale: a zero fill; record it, free the pump.
-            note = "no delivery found after restart" if row["state"] == "needs_reconciliation" else "no delivery"
-            self._close_fill_zero(view, fill_id, note)
+                view.fill_seen_busy or row["state"] == "needs_reconciliation") and view.recovering != fill_id:
+            # Back to idle without a reported sale.  Never assume nothing was sold: read the
+            # totalizers first (a fill that ended while the agent was down shows only there, R7).
+            self._start_recovery(view, fill_id)
 
-    def _on_finished(self, view: PumpView, ev: FillFinished) -> None:
+    def _start_recovery(self, view: PumpView, fill_id: str) -> None:
+        with self._lock:
+            view.recovering = fill_id
+            view.recovery_pending = set(view.nozzles)
+        try:
+            self._submit(ReadTotals(view.pump_id))
+        except Unavailable:
+            with self._lock:
+                view.recovering = None  # retried at the next status from the pump
+
+    def _finish_recovery(self, view: PumpView) -> None:
+        """All totals of a pump with an unreported fill are in: a sale if a totalizer moved, else zero."""
+        fill_id = view.recovering
+        with self._lock:
+            view.recovering = None
+            totals = dict(view.totals)
+        if fill_id is None:
+            return
+        row = self._store.query_one("SELECT state FROM fills WHERE fill_id = ?", (fill_id,))
+        if row is None or row["state"] not in OPEN_STATES:
+            return  # the driver reported the sale meanwhile
+        moved: list[tuple[int, int, int, int, int]] = []
+        unknown = False
+        snap = self._store.query_one("SELECT start_totals FROM fills WHERE fill_id = ?", (fill_id,))
+        at_authorize = {int(k): (int(v[0]), int(v[1])) for k, v in json.loads(
+            (snap or {}).get("start_totals") or "{}").items()}
+        for logical, (vol_total, amt_total) in sorted(totals.items()):
+            base_vol, base_amt = at_authorize.get(logical, (None, None))
+            if base_vol is None:
+                prev = self._store.query_one(
+                    "SELECT end_total_ml, end_total_fen FROM fills WHERE pump_id = ? AND nozzle = ? AND fill_id != ?"
+                    " AND end_total_ml IS NOT NULL ORDER BY finished_at_ms DESC LIMIT 1",
+                    (view.pump_id, view.gun(logical), fill_id))
+                if prev is not None:
+                    base_vol, base_amt = int(prev["end_total_ml"]), int(prev["end_total_fen"] or 0)
+            if base_vol is None or base_amt is None:
+                unknown = True
+            elif vol_total > base_vol:
+                moved.append((logical, vol_total - base_vol, amt_total - base_amt, vol_total, amt_total))
+        if view.state == PumpState.END_OF_TRANSACTION:
+            try:  # R1: settled from the totalizers first, released now
+                self._submit(ClearTransaction(view.pump_id))
+            except Unavailable:
+                log.warning("pump %s: could not release after recovery", view.pump_id)
+        if moved:
+            logical, volume, amount, vol_total, amt_total = moved[0]
+            price = amount * 1000 // volume if volume else None
+            log.warning("pump %s: fill %s recovered from the totalizers (%d mL, %d fen)", view.pump_id, fill_id,
+                        volume, amount)
+            self._on_finished(view, FillFinished(view.pump_id, self._clock.monotonic(), logical, volume, amount,
+                                                 price, 0, 0, volume_total_ml=vol_total,
+                                                 amount_total_fen=amt_total), clear=False,
+                              note="recovered from the totalizers: the pump did not report this sale")
+            return
+        note = "no delivery (totalizers unchanged)" if not unknown else \
+            "no delivery reported; no earlier totalizer reading to compare: check the meter"
+        if unknown:
+            self._bus.publish("pump.alert", {"pump_id": view.pump_id, "fill_id": fill_id, "reason": note})
+        self._close_fill_zero(view, fill_id, note)
+
+    def _on_finished(self, view: PumpView, ev: FillFinished, *, clear: bool = True, note: str = "") -> None:
+        if ev.volume_ml == 0 and ev.amount_fen == 0 and ev.volume_total_ml is None and clear:
+            # "nothing sold" without totalizers to prove it (e.g. a stale status replayed after a
+            # restart): an open fill is settled from the totalizers instead (R7), never zeroed blindly
+            open_row = self._store.query_one(
+                "SELECT fill_id FROM fills WHERE pump_id = ? AND state IN ('authorized', 'fuelling',"
+                " 'needs_reconciliation') ORDER BY created_at_ms DESC LIMIT 1", (view.pump_id,))
+            if open_row is not None:
+                if view.recovering != open_row["fill_id"]:
+                    self._start_recovery(view, str(open_row["fill_id"]))
+                return
         now = self._clock.now_ms()
         gun, grade = view.gun(ev.nozzle), view.grade(ev.nozzle)
         start = view.start_totals.get(ev.nozzle) if ev.nozzle is not None else None
@@ -342,6 +420,11 @@ class Forecourt:
                              "('authorized', 'fuelling', 'needs_reconciliation') ORDER BY created_at_ms DESC "
                              "LIMIT 1", [view.pump_id]).fetchone()
             nonlocal start
+            if start is None and row is not None and ev.nozzle is not None:  # the reading stored at authorize
+                snap = db.execute("SELECT start_totals FROM fills WHERE fill_id = ?", [row[0]]).fetchone()
+                saved = json.loads(snap[0] or "{}") if snap is not None else {}
+                if str(ev.nozzle) in saved:
+                    start = (int(saved[str(ev.nozzle)][0]), int(saved[str(ev.nozzle)][1]))
             if start is None and gun is not None:  # no reading from this run: the previous fill's end
                 prev = db.execute("SELECT end_total_ml, end_total_fen FROM fills WHERE pump_id = ? AND nozzle = ?"
                                   " AND end_total_ml IS NOT NULL ORDER BY finished_at_ms DESC LIMIT 1",
@@ -352,13 +435,13 @@ class Forecourt:
                                   "ORDER BY created_at_ms DESC LIMIT 1", [view.pump_id]).fetchone()
                 if last is not None and (last[1], last[2], last[3]) == (gun, ev.volume_ml, ev.amount_fen):
                     return str(last[0]), False  # the same unread sale reported again after a reconnect
-            note = []
+            notes = [note] if note else []
             if start is not None and ev.volume_total_ml is not None and \
                     ev.volume_total_ml - start[0] != ev.volume_ml:
-                note.append(f"meter variance {ev.volume_total_ml - start[0] - ev.volume_ml} mL")
+                notes.append(f"meter variance {ev.volume_total_ml - start[0] - ev.volume_ml} mL")
             if row is None:
                 fill_id = self.agent.ids.new_id()
-                note.append("unattributed: no authorization on record")
+                notes.append("unattributed: no authorization on record")
                 db.execute("INSERT INTO fills(fill_id, pump_id, state, created_at_ms) VALUES (?, ?, 'authorized', ?)",
                            [fill_id, view.pump_id, now])
             else:
@@ -374,14 +457,15 @@ class Forecourt:
                 " WHERE fill_id = ?",
                 [state, gun, grade, ev.volume_ml, ev.amount_fen, ev.price_fen, price_version,
                  start[0] if start else None, ev.volume_total_ml, start[1] if start else None,
-                 ev.amount_total_fen, key or f"{view.pump_id}:{fill_id}", now, "; ".join(note) or None, fill_id])
+                 ev.amount_total_fen, key or f"{view.pump_id}:{fill_id}", now, "; ".join(notes) or None, fill_id])
             enqueue(db, event_id=f"fill:{fill_id}:finished", aggregate="fill", aggregate_id=fill_id,
                     kind="fill.finished", payload=_fill_payload(db, fill_id), now_ms=now)
             return fill_id, True
 
         fill_id, new = self._store.write(tx)
         # R1: durable now; only now is the pump released.
-        self._submit(ClearTransaction(view.pump_id))
+        if clear:
+            self._submit(ClearTransaction(view.pump_id))
         with self._lock:
             if view.fill_id is not None:
                 view.fill_id = None
@@ -395,6 +479,9 @@ class Forecourt:
     def _on_command_failed(self, view: PumpView, ev: CommandFailed) -> None:
         self._bus.publish("pump.command_failed", {"pump_id": view.pump_id, "command": type(ev.command).__name__,
                                                   "reason": ev.reason})
+        if isinstance(ev.command, ReadTotals) and view.recovering is not None:
+            with self._lock:
+                view.recovering = None  # asked again at the pump's next status
         if isinstance(ev.command, Authorize) and view.fill_id is not None:
             self._close_fill_zero(view, view.fill_id, f"authorize failed: {ev.reason}")
         elif isinstance(ev.command, SetPrices):
@@ -510,6 +597,8 @@ class Forecourt:
                            code="pump_busy", state=state.value)
         now = self._clock.now_ms()
         fill_id = self.agent.ids.new_id()
+        with self._lock:
+            baseline = dict(view.totals)  # R7: the totalizers before this fill
         limit = self._policy.max_unpaid_per_pump
         # the version the pump itself verified (a change sent but not yet read back is not sold yet)
         version = self.prices.version_on(pump_id) or self.prices.current_version()
@@ -526,9 +615,10 @@ class Forecourt:
                 raise Conflict(f"pump {pump_id} has {unpaid} unpaid sales: pay the previous sale first",
                                code="pay_previous_sale", unpaid=unpaid)
             db.execute("INSERT INTO fills(fill_id, pump_id, state, preset_amount_fen, preset_volume_ml,"
-                       " price_set_version, authorized_at_ms, created_at_ms, order_id)"
-                       " VALUES (?, ?, 'authorized', ?, ?, ?, ?, ?, ?)",
-                       [fill_id, pump_id, preset_amount_fen, preset_volume_ml, version, now, now, order_id])
+                       " price_set_version, authorized_at_ms, created_at_ms, order_id, start_totals)"
+                       " VALUES (?, ?, 'authorized', ?, ?, ?, ?, ?, ?, ?)",
+                       [fill_id, pump_id, preset_amount_fen, preset_volume_ml, version, now, now, order_id,
+                        json.dumps({str(lg): list(t) for lg, t in baseline.items()})])
             add_audit(db, at_ms=now, actor=actor, action="pump.authorize", target=f"pump:{pump_id}",
                       after={"fill_id": fill_id, "nozzles": list(nozzles), "preset_amount_fen": preset_amount_fen,
                              "preset_volume_ml": preset_volume_ml})

@@ -253,3 +253,40 @@ def test_a_missing_serial_port_does_not_stop_the_agent(tmp_path: Path) -> None:
         fc.close()
         sub.close()
         agent.close()
+
+
+def test_a_sale_the_pump_never_reports_is_recovered_from_the_totalizers(tmp_path: Path) -> None:
+    """The agent is down while a customer fills; the pump loses the transaction record (returns to idle).
+
+    The totalizers still show the litres: after the restart the fill is recorded from them, not as zero.
+    """
+    import time
+
+    from agent.forecourt import Forecourt
+    from drivers.registry import create_line_driver
+
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        st.wait_event(lambda e: e.topic == "pump.totals" and e.data["pump_id"] == 1)  # baseline known
+        fill = st.forecourt.authorize(1)
+        st.sim.lift(1, 1)
+        st.wait_state(1, "fuelling")
+        st.forecourt.close()  # the agent dies mid-fill
+        assert st.sim.wait_for(lambda: st.sim.status(1)["volume_raw"] >= 150, timeout=10)
+        st.sim.hang(1)
+        assert st.sim.wait_status(1, 5, timeout=5)
+        with st.sim.cond:  # the pump forgets the unread sale (seen on one dispenser family)
+            st.sim.pump(1).reset(time.monotonic())
+        (entry,) = st.sim.ledger()
+        fc = Forecourt(st.agent, create_line_driver)
+        st.forecourt = fc
+        fc.start()
+        try:
+            ev = st.wait_event(lambda e: e.topic == "fill.finished" and e.data["pump_id"] == 1, 15)
+            assert ev.data["fill_id"] == fill["fill_id"]
+            assert ev.data["volume_ml"] == entry.volume_ml, ev.data
+            assert ev.data["amount_fen"] == entry.amount_fen
+            assert "recovered from the totalizers" in ev.data["note"]
+            assert st.sim.status(1)["authorizations"] == 1
+        finally:
+            fc.close()

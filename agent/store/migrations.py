@@ -426,9 +426,18 @@ def _v8_terminals(c: sqlite3.Connection) -> None:
         c.execute(sql)
 
 
+def _v9_fill_baseline(c: sqlite3.Connection) -> None:
+    """Each fill keeps the pump's totalizers read before it was authorized (R7), as JSON per nozzle.
+
+    With them a fill that ended while the agent was down is recovered from the totalizers even when
+    the nozzle had no earlier fill on record.
+    """
+    c.execute("ALTER TABLE fills ADD COLUMN start_totals TEXT")
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
 MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings,
-                                  _v5_sync, _v6_checkout, _v7_manager, _v8_terminals)
+                                  _v5_sync, _v6_checkout, _v7_manager, _v8_terminals, _v9_fill_baseline)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
