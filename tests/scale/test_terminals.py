@@ -7,6 +7,7 @@ import hashlib
 import json
 import ssl
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 
 from agent.api.auth import TerminalGate, Terminals, is_loopback
 from agent.config import ConfigError, parse_config
-from tests.scale.conftest import TERMINAL_TOKENS, TOKEN, LanStation
+from tests.scale.conftest import TERMINAL_TOKENS, TOKEN, LanStation, Pki
 
 T1, T2, T3 = (TERMINAL_TOKENS[t] for t in ("T1", "T2", "T3"))
 
@@ -166,3 +167,28 @@ def test_config_refuses_lan_without_tls() -> None:
     cfg = parse_config({**base, "api": {"host": "0.0.0.0", "tls_cert": "c.pem", "tls_key": "k.pem",
                                         "terminals": [{"id": "T1", "token_sha256": "a" * 64}]}})
     assert cfg.api.terminals[0].id == "T1"
+
+
+def test_loopback_terminal_may_name_itself(lan: LanStation) -> None:
+    """On the agent's own box a terminal may just say who it is (``X-Terminal-Id``); the session binds to it."""
+    with lan.client(TOKEN) as dev:
+        session = dev.post("/api/v1/session/login", json={"cashier_id": "c01", "pin": "1234"}).json()["token"]
+    with lan.client(session, **{"X-Terminal-Id": "LOCAL1"}) as c:
+        r = c.post("/api/v1/checkout/orders", json={"lines": [{"kind": "item", "sku": "101"}]})
+        assert r.status_code == 201, r.text
+    row = lan.shop.st.agent.store.query_one("SELECT terminal_id FROM orders WHERE order_id = ?",
+                                            (r.json()["order_id"],))
+    assert row == {"terminal_id": "LOCAL1"}
+    with lan.client(session, **{"X-Terminal-Id": "LOCAL2"}) as other:
+        assert other.get("/api/v1/session").status_code == 403
+
+
+def test_server_from_config_checks_the_pem_files(tmp_path: Path, pki: Pki) -> None:
+    from agent.api import ApiServer
+    from tests.scale.conftest import api_config
+
+    cfg = api_config(pki)
+    with pytest.raises(ValueError, match=r"api\.tls_cert: no file"):
+        ApiServer.from_config(FastAPI(), cfg, tmp_path)  # relative names resolved against the wrong folder
+    server = ApiServer.from_config(FastAPI(), cfg, pki.ca.parent, port=0)
+    assert server.scheme == "https" and server.url.startswith("https://127.0.0.1:")
