@@ -72,6 +72,7 @@ class RefundIn(_Body):
     reason: Annotated[str, Field(min_length=1, max_length=200)]
     supervisor_id: Annotated[str, Field(min_length=1, max_length=16)]
     supervisor_pin: Annotated[str, Field(min_length=4, max_length=12)]
+    request_key: Annotated[str | None, Field(min_length=8, max_length=64)] = None
 
 
 class PrepayIn(_Body):
@@ -204,7 +205,7 @@ def payment(order_id: str, request: Request, _: Auth) -> dict[str, Any]:
 def refund(order_id: str, body: RefundIn, request: Request, who: Auth) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = _co(request).refund(
         order_id, amount_fen=body.amount_fen, reason=body.reason, actor=who, supervisor_id=body.supervisor_id,
-        supervisor_pin=body.supervisor_pin)
+        supervisor_pin=body.supervisor_pin, request_key=body.request_key)
     return result
 
 

@@ -39,7 +39,11 @@ class RefundService:
         return int(row["n"]) if row else 0
 
     def refund(self, order_id: str, *, amount_fen: int | None, reason: str, actor: str,
-               approved_by: str | None) -> list[dict[str, Any]]:
+               approved_by: str | None, request_key: str | None = None) -> list[dict[str, Any]]:
+        if request_key is not None:
+            done = self._by_key(order_id, request_key)
+            if done:
+                return done  # a repeated request (lost answer, double tap): the refunds already made
         order = self.agent.orders.get(order_id)
         if order["state"] != "paid":
             raise Conflict(f"order {order_id} is {order['state']}: only a paid order can be refunded",
@@ -65,11 +69,16 @@ class RefundService:
                 rest -= take
         assert rest == 0, "refundable amount and legs disagree"
 
-        def tx(db: sqlite_utils.Database) -> None:
+        def tx(db: sqlite_utils.Database) -> bool:
+            if request_key is not None and db.execute(
+                    "SELECT 1 FROM refunds WHERE order_id = ? AND request_key = ?", [order_id, request_key]).fetchone():
+                return False
             for leg, take, rid in plan:
                 db.execute("INSERT INTO refunds(refund_id, order_id, payment_id, amount_fen, reason, state, tender,"
-                           " actor, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                           [rid, order_id, leg["payment_id"], take, reason, leg["tender"], actor, now, now])
+                           " actor, created_at_ms, updated_at_ms, request_key)"
+                           " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                           [rid, order_id, leg["payment_id"], take, reason, leg["tender"], actor, now, now,
+                            request_key])
                 enqueue(db, event_id=f"refund:{rid}:created", aggregate="order", aggregate_id=order_id,
                         kind="order.refunded", payload={"refund_id": rid, "order_id": order_id,
                                                         "payment_id": leg["payment_id"], "amount_fen": take,
@@ -78,13 +87,19 @@ class RefundService:
                       before={"refundable_fen": left},
                       after={"amount_fen": amount, "reason": reason, "approved_by": approved_by,
                              "refunds": [rid for _, _, rid in plan]})
+            return True
 
-        self._store.write(tx)
+        if not self._store.write(tx):
+            return self._by_key(order_id, str(request_key))
         for _, _, rid in plan:
             self.execute(rid)
         out = [self.get(rid) for _, _, rid in plan]
         self.agent.bus.publish("order.refunded", {"order_id": order_id, "amount_fen": amount, "refunds": out})
         return out
+
+    def _by_key(self, order_id: str, request_key: str) -> list[dict[str, Any]]:
+        return self._store.query("SELECT * FROM refunds WHERE order_id = ? AND request_key = ? ORDER BY rowid",
+                                 (order_id, request_key))
 
     def get(self, refund_id: str) -> dict[str, Any]:
         row = self._store.query_one("SELECT * FROM refunds WHERE refund_id = ?", (refund_id,))

@@ -141,9 +141,10 @@ class CheckoutService:
         return self.sagas.pay(order_id, quote_id=quote_id, tenders=tenders, actor=actor, request_key=request_key)
 
     def refund(self, order_id: str, *, amount_fen: int | None, reason: str, actor: str, supervisor_id: str | None,
-               supervisor_pin: str | None) -> list[dict[str, Any]]:
+               supervisor_pin: str | None, request_key: str | None = None) -> list[dict[str, Any]]:
         approved = self.cashiers.approve(supervisor_id, supervisor_pin)
-        return self.refunds.refund(order_id, amount_fen=amount_fen, reason=reason, actor=actor, approved_by=approved)
+        return self.refunds.refund(order_id, amount_fen=amount_fen, reason=reason, actor=actor, approved_by=approved,
+                                   request_key=request_key)
 
     # ------------------------------------------------------------ prepay
     def prepay(self, pump_id: int, *, tenders: list[dict[str, Any]], actor: str, nozzle: int | None = None,

@@ -435,9 +435,16 @@ def _v9_fill_baseline(c: sqlite3.Connection) -> None:
     c.execute("ALTER TABLE fills ADD COLUMN start_totals TEXT")
 
 
+def _v10_refund_keys(c: sqlite3.Connection) -> None:
+    """A refund request may carry a request key: repeating it returns the refunds already made."""
+    c.execute("ALTER TABLE refunds ADD COLUMN request_key TEXT")
+    c.execute("CREATE INDEX refunds_request_key ON refunds(request_key)")
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
 MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings,
-                                  _v5_sync, _v6_checkout, _v7_manager, _v8_terminals, _v9_fill_baseline)
+                                  _v5_sync, _v6_checkout, _v7_manager, _v8_terminals, _v9_fill_baseline,
+                                  _v10_refund_keys)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -197,8 +197,15 @@ def test_refund_needs_a_supervisor_pin_and_goes_to_the_original_tender(shop: Sho
     too_much = shop.api.post(url, json={"amount_fen": 1600, "reason": "x", "supervisor_id": "s01",
                                         "supervisor_pin": "9999"})
     assert too_much.status_code == 422
+    # a retried partial refund (the answer was lost) is applied once
+    body = {"amount_fen": 300, "reason": "多收", "supervisor_id": "s01", "supervisor_pin": "9999",
+            "request_key": "refund-000001"}
+    first = shop.api.post(url, json=body).json()
+    again = shop.api.post(url, json=body).json()
+    assert [r["refund_id"] for r in first] == [r["refund_id"] for r in again]
+    assert shop.center.state.members["m1"]["balance_fen"] == 5000 - 2000 + 500 + 300
     audit = shop.st.agent.store.query("SELECT actor, action, after FROM audit WHERE action = 'order.refund'")
-    assert len(audit) == 1
+    assert len(audit) == 2
     assert '"approved_by": "s01"' in audit[0]["after"]
 
 
