@@ -46,7 +46,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     agent = Agent(config, store)
     pumps = _start_pumps(agent, config) if not args.no_pumps else None
     checkout, sync = _start_checkout_and_sync(agent, config, sync_enabled=not args.no_sync)
-    app = create_app(agent, token)
+    app = create_app(agent, token, allowed_hosts=set(config.api.allowed_hosts))
     from agent.printing import PrintQueue
 
     printer = PrintQueue(agent, config.printer, preview_dir=db_path.parent / "receipts")
@@ -58,7 +58,19 @@ def cmd_agent(args: argparse.Namespace) -> int:
     manager.start()
     app.state.manager = manager
     port = args.port if args.port is not None else config.api.port
-    server = ApiServer(app, host=config.api.host, port=port)
+    try:  # localhost by default; the station LAN only with TLS and per-terminal credentials
+        server = ApiServer.from_config(app, config.api, base, port=port)
+    except ValueError as exc:  # api.tls_cert / api.tls_key file missing
+        print(f"config error: {exc}", file=sys.stderr)
+        printer.close()
+        manager.close()
+        if sync is not None:
+            sync.stop()
+        checkout.close()
+        if pumps:
+            pumps.close()
+        agent.close()
+        return EXIT_CONFIG
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -103,7 +103,10 @@ class ApiWorker(QObject):
         options: dict[str, Any] = opts if isinstance(opts, dict) else {}
         token = self._token if options.get("station") or not self._session else self._session
         try:
-            kwargs: dict[str, Any] = {"headers": {"Authorization": f"Bearer {token}"}}
+            headers = {"Authorization": f"Bearer {token}"}
+            if token != self._token:  # a cashier's session: the device proves itself too (LAN gate, binding)
+                headers["X-Terminal-Token"] = self._token
+            kwargs: dict[str, Any] = {"headers": headers}
             if method == "GET" and isinstance(payload, dict):
                 kwargs["params"] = payload
             elif payload is not None:

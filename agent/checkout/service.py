@@ -344,7 +344,8 @@ class CheckoutService:
                 if row[1] else None
             held = f" by {holder[0] or 'another terminal'} (receipt {holder[1]})" if holder else ""
             raise Conflict(f"fill {fill_id} is {row[0]}{held}: it cannot be sold", code="fill_not_available",
-                           state=row[0], order_id=row[1], cashier=holder[0] if holder else None)
+                           state=row[0], order_id=row[1], cashier=holder[0] if holder else None,
+                           receipt_no=holder[1] if holder else None)
         cur = db.execute("UPDATE fills SET state = 'claimed', order_id = ? WHERE fill_id = ? AND state = 'finished'",
                          [order_id, fill_id])
         if cur.rowcount != 1:
