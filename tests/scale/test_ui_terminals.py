@@ -41,7 +41,8 @@ def test_three_terminals_one_fill(qtbot: Any, lan: LanStation, terminals: dict[s
     fill = lan.shop.fill(1, min_ml=2_000)
     for s in terminals.values():  # every terminal sees the pump live and then the unpaid sale
         qtbot.waitUntil(lambda s=s: s.cashier.board.snapshots[1]["unpaid"] == 1, timeout=WAIT)
-        assert s.cashier.grid.tiles[1].tile.display == "unpaid"
+        # the pump is released just after the sale is stored: "finishing", then "unpaid"
+        qtbot.waitUntil(lambda s=s: s.cashier.grid.tiles[1].tile.display == "unpaid", timeout=WAIT)
 
     errors: dict[str, list[Any]] = {tid: [] for tid in terminals}
     said: dict[str, list[str]] = {tid: [] for tid in terminals}
