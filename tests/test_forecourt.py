@@ -290,3 +290,27 @@ def test_a_sale_the_pump_never_reports_is_recovered_from_the_totalizers(tmp_path
             assert st.sim.status(1)["authorizations"] == 1
         finally:
             fc.close()
+
+
+def test_a_price_the_pump_does_not_take_is_reported_retried_and_the_pump_locked(tmp_path: Path) -> None:
+    """R4: never sell at an unknown price — a read-back mismatch is reported, retried ≥ 2 s apart, then locks."""
+    with station(tmp_path, pumps=2) as st:
+        st.wait_all_idle()
+        with st.sim.cond:  # pump 1 acknowledges CD5 but keeps its old prices (a busy tax module)
+            st.sim.pump(1).set_prices = lambda prices: True  # type: ignore[method-assign]
+        version = st.forecourt.prices.new_version({"92": 799}, actor="mgr")
+        st.forecourt.apply_prices_to_idle()
+        bad = st.wait_event(lambda e: e.topic == "pump.prices" and e.data["pump_id"] == 1
+                            and e.data.get("ok") is False and "read" in e.data)
+        assert bad.data["expected"] == {1: 799, 2: 839}
+        assert bad.data["read"] == {1: 789, 2: 839}
+        ok = st.wait_event(lambda e: e.topic == "pump.prices" and e.data["pump_id"] == 2 and e.data["ok"]
+                           and e.data["version"] == version)
+        assert ok.data["pump_id"] == 2  # the other pump took the change
+        st.wait_event(lambda e: e.topic == "pump.inoperative" and e.data["pump_id"] == 1, 20)
+        st.wait_event(lambda e: e.topic == "pump.status" and e.data["pump_id"] == 1 and e.data["locked"])
+        pump = st.forecourt.pump(1)
+        assert pump["locked"] is True
+        assert pump["lock_reason"] == "price not verified"
+        with pytest.raises(Conflict, match="price not verified"):
+            st.forecourt.authorize(1)
