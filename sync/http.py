@@ -195,9 +195,10 @@ class CenterClient:
         if not 200 <= resp.status_code < 300:
             raise RetryLater(f"HTTP {resp.status_code}")
         env = _envelope(resp)
-        results = (env.get("data") or {}).get("results")
-        if env["errno"] != 0 or not isinstance(results, list):
-            return None
+        data = env.get("data")
+        results = data.get("results") if isinstance(data, dict) else None
+        if env.get("errno") != 0 or not isinstance(results, list):
+            return None  # not an answer we can split per message: the caller sends them one by one
         by_id: dict[str, ItemResult] = {}
         for r in results:
             if isinstance(r, dict) and isinstance(r.get("event_id"), str):

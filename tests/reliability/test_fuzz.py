@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.api import ApiServer, create_app
@@ -43,6 +43,19 @@ FAST = settings(deadline=None, derandomize=SCALE == 1, database=None,
                                                       HealthCheck.filter_too_much])
 TOKEN = "test-token-0123456789abcdef"
 
+#: Past failures and tricky inputs, replayed by every run (see the file's "_doc").
+CORPUS: dict[str, list[dict[str, Any]]] = json.loads(
+    (Path(__file__).with_name("fuzz_corpus.json")).read_text(encoding="utf-8"))
+
+
+def corpus(name: str, convert: Any) -> Any:
+    """Apply every saved input of ``name`` as a hypothesis ``@example`` (replayed before random inputs)."""
+    def deco(fn: Any) -> Any:
+        for entry in CORPUS.get(name, []):
+            fn = example(**convert(entry))(fn)
+        return fn
+    return deco
+
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63),
                       st.floats(allow_nan=False, allow_infinity=False),
                       st.text(max_size=40), st.sampled_from(["", "0", "-1", "1e999", "92", "m1", "\x00", "👍" * 30]))
@@ -53,6 +66,8 @@ json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max
 
 # ------------------------------------------------------------------ DART codec
 @settings(FAST, max_examples=300 * SCALE)
+@corpus("dart_decoder", lambda e: {"data": bytes.fromhex(e["hex"].replace(" ", "")), "cuts": e["cuts"],
+                                   "direction": Direction(e["direction"])})
 @given(data=st.binary(max_size=600), cuts=st.lists(st.integers(0, 600), max_size=8),
        direction=st.sampled_from(list(Direction)))
 def test_dart_decoder_never_raises_on_any_bytes(data: bytes, cuts: list[int], direction: Direction) -> None:
@@ -85,6 +100,7 @@ def _mutate(doc: Any, path: list[int], value: Any) -> Any:
 
 
 @settings(FAST, max_examples=200 * SCALE)
+@corpus("config", lambda e: e)
 @given(path=st.lists(st.integers(0, 20), min_size=1, max_size=6), value=json_value,
        extra=st.dictionaries(st.text(max_size=10), json_value, max_size=2))
 def test_config_parse_accepts_or_names_the_error(path: list[int], value: Any, extra: dict[str, Any]) -> None:
@@ -128,6 +144,7 @@ payloads = st.one_of(st.binary(max_size=200),
 
 
 @settings(FAST, max_examples=200 * SCALE)
+@corpus("inbox", lambda e: {"topic": e["topic"], "payload": e["payload"].encode()})
 @given(topic=topics, payload=payloads)
 def test_inbox_parks_bad_messages_and_changes_nothing_else(inbox_agent: Agent, topic: str, payload: bytes) -> None:
     proc = InboxProcessor(inbox_agent)
@@ -161,6 +178,7 @@ CALLS = ["gopay", "query_trade", "refund", "stored_value", "member_lookup", "upl
 
 @pytest.mark.parametrize("call", CALLS)
 @settings(FAST, max_examples=60 * SCALE)
+@corpus("center_answers", lambda e: {"answer": (e["status"], e["body"].encode(), e["headers"]), "fail": e["fail"]})
 @given(answer=answers, fail=st.booleans())
 def test_gateway_and_center_client_survive_any_answer(answer: tuple[int, bytes, dict[str, str]], fail: bool,
                                                       call: str) -> None:
