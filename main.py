@@ -49,20 +49,27 @@ def cmd_agent(args: argparse.Namespace) -> int:
     app = create_app(agent, token, allowed_hosts=set(config.api.allowed_hosts))
     from agent.printing import PrintQueue
 
-    printer = PrintQueue(agent, config.printer, preview_dir=db_path.parent / "receipts")
+    own = {t.id: t.printer_url for t in config.api.terminals if t.printer_url}
+    printer = PrintQueue(agent, config.printer, preview_dir=db_path.parent / "receipts",
+                         own_printers=frozenset(own))
     printer.start()
     app.state.printer = printer
+    terminal_printers = [  # each checkout terminal's own printer and drawer
+        PrintQueue(agent, config.printer.model_copy(update={"url": url}), terminal=tid,
+                   preview_dir=db_path.parent / "receipts") for tid, url in own.items()]
+    for q in terminal_printers:
+        q.start()
     from agent.manager import ManagerService
 
     manager = ManagerService(agent)
     manager.start()
     app.state.manager = manager
     port = args.port if args.port is not None else config.api.port
-    try:  # localhost by default; the station LAN only with TLS and per-terminal credentials
-        server = ApiServer.from_config(app, config.api, base, port=port)
-    except ValueError as exc:  # api.tls_cert / api.tls_key file missing
-        print(f"config error: {exc}", file=sys.stderr)
+
+    def close_services() -> None:
         printer.close()
+        for q in terminal_printers:
+            q.close()
         manager.close()
         if sync is not None:
             sync.stop()
@@ -70,6 +77,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
         if pumps:
             pumps.close()
         agent.close()
+
+    try:  # localhost by default; the station LAN only with TLS and per-terminal credentials
+        server = ApiServer.from_config(app, config.api, base, port=port)
+    except ValueError as exc:  # api.tls_cert / api.tls_key file missing
+        print(f"config error: {exc}", file=sys.stderr)
+        close_services()
         return EXIT_CONFIG
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -80,14 +93,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
         sdnotify.notify_stopping()
         server.stop()
-        printer.close()
-        manager.close()
-        if sync is not None:
-            sync.stop()
-        checkout.close()
-        if pumps:
-            pumps.close()
-        agent.close()
+        close_services()
 
     try:
         server.start()

@@ -88,6 +88,8 @@ class TerminalConf(_Model):
     id: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     name: Annotated[str, Field(max_length=32)] = ""
+    #: This terminal's own receipt printer (and cash drawer behind it); "" = the station's ``[printer]``.
+    printer_url: str = ""
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

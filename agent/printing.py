@@ -85,9 +85,14 @@ class PrintQueue:
 
     def __init__(self, agent: Agent, conf: PrinterConf, *, preview_dir: Path | None = None,
                  backoff_s: tuple[float, ...] = BACKOFF_S, give_up_after_s: float = 600.0,
-                 timeout_s: float = 3.0, poll_s: float = 5.0) -> None:
+                 timeout_s: float = 3.0, poll_s: float = 5.0, terminal: str | None = None,
+                 own_printers: frozenset[str] = frozenset()) -> None:
         self.agent = agent
         self.conf = conf
+        #: A terminal's own queue prints only that terminal's receipts; the station queue prints the
+        #: rest (orders from the device itself, or from terminals without a printer of their own).
+        self.terminal = terminal
+        self.own_printers = own_printers
         self.preview_dir = preview_dir
         self.backoff_s = backoff_s
         self.give_up_after_s = give_up_after_s
@@ -103,7 +108,8 @@ class PrintQueue:
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self._sub = self.agent.bus.subscribe(maxsize=1000)
-        self._thread = threading.Thread(target=self._run, name="print-queue", daemon=True)
+        name = "print-queue" if self.terminal is None else f"print-queue {self.terminal}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -135,7 +141,7 @@ class PrintQueue:
     def run_once(self) -> float | None:
         """Print what is due; return seconds until the next retry, or None when the queue is empty."""
         with self._lock:
-            for job in self.agent.store.query("SELECT * FROM print_jobs WHERE state = 'pending' ORDER BY id"):
+            for job in self._pending():
                 now_mono = self.agent.clock.monotonic()
                 if now_mono < self._next_try:
                     return self._next_try - now_mono
@@ -174,6 +180,17 @@ class PrintQueue:
             elif self._status["state"] in ("unknown", "error"):
                 return self._probe()
             return None
+
+    def _pending(self) -> list[dict[str, Any]]:
+        sql = ("SELECT j.* FROM print_jobs j LEFT JOIN orders o ON o.order_id = j.order_id"
+               " WHERE j.state = 'pending'")
+        if self.terminal is not None:
+            return self.agent.store.query(sql + " AND o.terminal_id = ? ORDER BY j.id", (self.terminal,))
+        others = sorted(self.own_printers)
+        marks = ",".join("?" * len(others))
+        if others:
+            sql += f" AND (o.terminal_id IS NULL OR o.terminal_id NOT IN ({marks}))"
+        return self.agent.store.query(sql + " ORDER BY j.id", tuple(others))
 
     def _probe(self) -> float | None:
         """With nothing to print, check that the printer answers, so a missing one shows before a sale."""
