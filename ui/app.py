@@ -7,6 +7,11 @@ there is one, otherwise it is a second normal window.  ``screenAdded`` /
 ``screenRemoved`` re-place it, so unplugging the customer monitor never leaves
 the display on a screen that is gone.  ``--single-window`` shows only the
 cashier window (a device without a customer monitor).
+
+``--kiosk`` (what the device's kiosk session runs): the cashier window fills the primary screen
+and the customer display only ever appears full screen on a second screen — with one screen it
+stays hidden instead of covering the cashier's window (a kiosk has no window manager to stack
+windows), and it appears as soon as a second monitor is plugged in.
 """
 
 from __future__ import annotations
@@ -57,10 +62,11 @@ def save_screenshot(widget: QWidget, path: Path) -> Path:
 class UiSession(QObject):
     """Client + checkout + both windows, wired; ``start()`` opens the connection and shows the windows."""
 
-    def __init__(self, api_url: str, token: str, *, single_window: bool = False,
+    def __init__(self, api_url: str, token: str, *, single_window: bool = False, kiosk: bool = False,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.single_window = single_window
+        self.kiosk = kiosk
         self.api = ApiClient(api_url, token, self)
         self.checkout = CheckoutController(self.api, self)
         self.cashier = CashierWindow(self.api, self.checkout)
@@ -76,7 +82,14 @@ class UiSession(QObject):
 
     def start(self) -> None:
         self.api.start()
-        self.cashier.show()
+        if self.kiosk:
+            primary = QGuiApplication.primaryScreen()
+            if primary is not None:
+                self.cashier.setScreen(primary)
+                self.cashier.setGeometry(primary.geometry())
+            self.cashier.showFullScreen()
+        else:
+            self.cashier.show()
         if not self.single_window:
             self.place_customer()
 
@@ -100,6 +113,9 @@ class UiSession(QObject):
             self.customer.setGeometry(target.geometry())
             self.customer.showFullScreen()
             return target.name()
+        if self.kiosk:  # one screen: the cashier's; never cover it
+            self.customer.hide()
+            return "hidden"
         if self.customer.isFullScreen():
             self.customer.showNormal()
         self.customer.resize(1024, 600)
@@ -132,7 +148,7 @@ def main(args: Any) -> int:
     app.setApplicationName("forecourt-ui")
     pick_font(app)
     token = args.token
-    session = UiSession(args.api, token, single_window=args.single_window)
+    session = UiSession(args.api, token, single_window=args.single_window, kiosk=getattr(args, "kiosk", False))
     session.cashier.resize(1024, 768)
     session.start()
     if args.quit_after:

@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = ["add_arguments", "run"]
 
 DEFAULT_API = "http://127.0.0.1:8640"
+LANGS = ("zh_CN", "en")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"local API base URL (default {DEFAULT_API})")
     parser.add_argument("--token-file", default=os.environ.get("FORECOURT_TOKEN_FILE", "var/demo/api-token"),
                         help="file holding the API token (default var/demo/api-token)")
-    parser.add_argument("--lang", choices=("zh_CN", "en"), default="zh_CN", help="language (default zh_CN)")
+    env_lang = os.environ.get("FORECOURT_LANG", "zh_CN")
+    parser.add_argument("--lang", choices=LANGS, default=env_lang if env_lang in LANGS else "zh_CN",
+                        help="language (default $FORECOURT_LANG, else zh_CN)")
+    parser.add_argument("--kiosk", action="store_true",
+                        help="device kiosk: cashier full screen; customer display only on a second screen")
     parser.add_argument("--single-window", action="store_true",
                         help="cashier window only (no customer display)")
     parser.add_argument("--screenshot", metavar="DIR", help="save cashier.png / customer.png before quitting")

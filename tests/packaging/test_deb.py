@@ -134,7 +134,7 @@ def test_agent_unit_is_hardened_and_scripts_parse(small_deb: Path, tmp_path: Pat
         assert os.access(p, os.X_OK)
         subprocess.run(["sh", "-n", str(p)], check=True)
     ui = unit_settings((tmp_path / "x/usr/lib/systemd/user/forecourt-ui.service").read_text())
-    assert ui["ExecStart"] == ["/opt/forecourt/venv/bin/forecourt ui"]
+    assert ui["ExecStart"] == ["/opt/forecourt/venv/bin/forecourt ui --kiosk"]
     assert ui["ConditionUser"] == ["forecourt-kiosk"]
     if shutil.which("systemd-analyze"):
         path = str(tmp_path / "x/usr/lib/systemd/system/forecourt-agent.service")

@@ -129,3 +129,27 @@ def test_forecourt_ui_headless_smoke_run(live: LiveStation, tmp_path: Path) -> N
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert "cannot read the API token" in bad.stderr
+
+
+def test_kiosk_fills_the_screen_and_never_covers_the_cashier_with_the_customer_display(
+        qtbot: Any, live: LiveStation, ui_font: str) -> None:
+    """One screen in kiosk mode: the cashier window is full screen, the customer display stays hidden."""
+    from PySide6.QtGui import QGuiApplication
+
+    from ui.app import UiSession
+
+    s = UiSession(live.url, TOKEN, kiosk=True)
+    try:
+        s.start()
+        qtbot.waitUntil(lambda: s.api.up, timeout=WAIT)
+        screen = QGuiApplication.primaryScreen()
+        assert s.cashier.isFullScreen() and s.cashier.geometry() == screen.geometry()
+        assert not s.customer.isVisible()
+        assert s.place_customer() == "hidden" and not s.customer.isVisible()
+        plain = UiSession(live.url, TOKEN)  # the demo on a desktop: a second window is fine there
+        try:
+            assert plain.place_customer() == "window" and plain.customer.isVisible()
+        finally:
+            plain.stop()
+    finally:
+        s.stop()
