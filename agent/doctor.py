@@ -154,13 +154,26 @@ def check_disk(path: str) -> CheckResult:
 
 
 def check_api(url: str) -> CheckResult:
+    """The running agent answers; which program and schema it runs, and whether that is this one."""
+    from agent.version import PACKAGE_VERSION, VERSION
+
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=3) as resp:  # noqa: S310
             body = json.load(resp)
     except (OSError, ValueError) as exc:
         return CheckResult("agent API", "FAIL", f"{url} not answering: {exc}",
                            "start the agent: systemctl start forecourt-agent")
-    return CheckResult("agent API", "OK", f"{url}: {body.get('status')} (station {body.get('station_id')})")
+    running = body.get("package") or body.get("version")
+    detail = (f"{url}: {body.get('status')} (station {body.get('station_id')}, program {body.get('version')}"
+              + (f", package {body.get('package')}" if body.get("package") else "")
+              + f", schema v{body.get('schema_version')})")
+    if isinstance(body.get("event_streams"), int):
+        detail += f", {body['event_streams']} screen(s) connected"
+    mine = PACKAGE_VERSION or VERSION
+    if PACKAGE_VERSION and running != mine:
+        return CheckResult("agent API", "WARN", f"{detail}; the installed program is {mine}",
+                           "restart the agent onto the installed program: systemctl restart forecourt-agent")
+    return CheckResult("agent API", "OK", detail)
 
 
 # ------------------------------------------------------------------ certificates

@@ -17,12 +17,11 @@ from agent.orders import OrderService
 from agent.store import Store
 from agent.store.migrations import SCHEMA_VERSION
 from agent.store.records import outbox_status
+from agent.version import PACKAGE_VERSION, VERSION
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Agent"]
-
-VERSION = "0.1.0"
+__all__ = ["VERSION", "Agent"]
 
 
 class Agent:
@@ -72,6 +71,7 @@ class Agent:
             "status": "ok",
             "station_id": self.config.station.id,
             "version": VERSION,
+            "package": PACKAGE_VERSION,
             "schema_version": SCHEMA_VERSION,
             "uptime_s": (self.clock.now_ms() - self.started_at_ms) // 1000,
             "online": self.online,

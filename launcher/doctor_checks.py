@@ -10,6 +10,9 @@ are handed to :func:`agent.doctor.run_checks` as probes:
 * **pumps**: when the agent's API answers, ``GET /api/v1/pumps`` (the agent holds the ports); else,
   per line, a DART bus scan of the configured addresses with the line's settings
   (:func:`drivers.discovery.scan_bus`), unless another process holds the device (then WARN).
+* **package**: on a device installed from the .deb, dpkg's state of ``forecourt`` — anything but
+  "install ok installed" (a failed upgrade leaves it half-configured, and apt refuses to work
+  until it is fixed) is a FAIL that says how to recover.
 * **certificates**: files named in the config (``center.ca_file/cert_file`` when the config has
   them) and every ``*.pem``/``*.crt`` in ``<config dir>/certs/``.
 
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -45,6 +50,29 @@ if TYPE_CHECKING:
 __all__ = ["add_arguments", "build_probes", "main", "port_holders", "run"]
 
 DEFAULT_CONFIG = "/etc/forecourt/station.toml"
+
+
+# ------------------------------------------------------------------ package
+def check_package(package: str = "forecourt") -> list[CheckResult]:
+    """dpkg's view of the installed package; nothing on a machine that runs from a source tree."""
+    if shutil.which("dpkg-query") is None:
+        return []
+    try:
+        proc = subprocess.run(["dpkg-query", "-W", "-f", "${Status}\t${Version}", package],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if proc.returncode != 0 or "\t" not in proc.stdout:
+        return []  # not installed as a package
+    status, version = proc.stdout.split("\t", 1)
+    state = status.split()[-1] if status.split() else status
+    if status == "install ok installed":
+        return [CheckResult("package", "OK", f"{package} {version} installed")]
+    if state == "config-files":
+        return []  # removed, data kept: nothing runs from the package
+    return [CheckResult("package", "FAIL", f"{package} {version} is {state}: its last install did not finish",
+                        "read that install's output (MIGRATION FAILED: the previous program runs on the "
+                        "restored database); reinstall the previous package with dpkg -i, then call support")]
 
 
 # ------------------------------------------------------------------ network
@@ -222,8 +250,9 @@ def check_certificates(cfg: StationConfig, config_path: str) -> list[CheckResult
 def build_probes(config_path: str | None, api_url: str | None, *, network: bool = True,
                  pumps: bool = True) -> list[Probe]:
     """The launcher's probes for :func:`agent.doctor.run_checks`."""
+    package: Probe = lambda _cfg: check_package()  # noqa: E731 - a probe is a callable of the config
     if not config_path:
-        return []
+        return [package]
     path = config_path
 
     def _wrap(name: str, fn: Callable[[StationConfig], list[CheckResult]]) -> Probe:
@@ -232,7 +261,7 @@ def build_probes(config_path: str | None, api_url: str | None, *, network: bool 
         probe.__name__ = name
         return probe
 
-    probes = [_wrap("certificates", lambda c: check_certificates(c, path))]
+    probes = [package, _wrap("certificates", lambda c: check_certificates(c, path))]
     if network:
         probes.append(_wrap("center", lambda c: check_center(c, ca_file=getattr(c.center, "ca_file", None))))
         probes.append(_wrap("broker", lambda c: [check_broker(c)]))

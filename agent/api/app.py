@@ -10,6 +10,7 @@ status, and a rejected request changes nothing.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -111,12 +112,23 @@ def create_app(agent: Agent, token: str, *, allowed_hosts: set[str] | None = Non
             return result
         return agent.orders.cancel(order_id, actor=who, reason=body.reason)
 
+    streams_lock, streams = threading.Lock(), [0]
+
+    def live_streams(delta: int) -> None:
+        """Screens (cashier UIs, customer displays) holding the event stream open, shown in /health."""
+        with streams_lock:
+            streams[0] += delta
+            agent.set_health("event_streams", streams[0])
+
+    agent.set_health("event_streams", 0)
+
     @app.get("/api/v1/events", tags=["events"], response_class=StreamingResponse)
     def events(_: Auth, heartbeat_s: Annotated[float, Query(ge=0.05, le=60)] = 15.0) -> StreamingResponse:
         """Server-Sent Events: ``event: <topic>``, ``id: <seq>``, ``data: <json>``."""
         sub = agent.bus.subscribe()
 
         def stream() -> Iterator[bytes]:
+            live_streams(+1)
             try:
                 yield b": connected\n\nevent: hello\ndata: " + json.dumps(agent.health()).encode() + b"\n\n"
                 while True:
@@ -128,6 +140,7 @@ def create_app(agent: Agent, token: str, *, allowed_hosts: set[str] | None = Non
                     yield f"id: {ev.seq}\nevent: {ev.topic}\ndata: {data}\n\n".encode()
             finally:
                 sub.close()
+                live_streams(-1)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
