@@ -37,7 +37,7 @@ from reliability.faults import ChaosProxy
 from sync.broker import start_mosquitto, stop_mosquitto
 from sync.center_sim.server import CenterHandle, serve_center
 
-__all__ = ["ROOT", "TOKEN", "AgentChild", "Rig", "RigOptions", "free_port"]
+__all__ = ["ROOT", "TOKEN", "AgentChild", "Rig", "RigOptions", "free_port", "seed_members", "station_toml"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "reliability-token-0123456789abcdef"
@@ -51,6 +51,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def seed_members(center: CenterHandle, n: int, balance_fen: int) -> None:
+    """Members m1..mN (phones 1380000000N) with stored value at the trade-center simulator."""
+    with center.state.lock:
+        for i in range(1, n + 1):
+            center.state.members[f"m{i}"] = {
+                "member_id": f"m{i}", "name": f"会员{i}", "level": "normal", "phone": f"1380000{i:04d}",
+                "plates": [], "balance_fen": balance_fen, "points": 0}
+
+
+def station_toml(*, api_port: int, db_path: str, bus_url: str, center_url: str, mqtt_port: int,
+                 pumps: int, station_id: str = "T001", baudrate: int = 115200) -> str:
+    """A station config for harness runs: the rig's token, cashiers, two grades, one item, one DART line."""
+    lines = ["[station]", f'id = "{station_id}"', 'name = "可靠性测试站"',
+             "[api]", f"port = {api_port}", f'token = "{TOKEN}"',
+             "[database]", f'path = "{db_path}"',
+             "[center]", f'url = "{center_url}"', 'mqtt_host = "127.0.0.1"',
+             f"mqtt_port = {mqtt_port}", "timeout_s = 2.0"]
+    for code, price in GRADES:
+        lines += ["[[grades]]", f'code = "{code}"', f'name = "{code}#"', f"price_fen = {price}"]
+    for cid, pin, role in ((*CASHIER, "cashier"), (*SUPERVISOR, "supervisor"), (*MANAGER, "manager")):
+        lines += ["[[cashiers]]", f'id = "{cid}"', f'name = "{cid}"', f'role = "{role}"', f'pin = "{pin}"']
+    lines += ["[[catalog]]", 'sku = "6901234567892"', 'plu = "101"', 'name = "矿泉水"', "price_fen = 200"]
+    lines += ["[[lines]]", 'name = "bus1"', 'protocol = "dart"', f'url = "{bus_url}"', f"baudrate = {baudrate}",
+              "response_timeout_s = 0.1"]
+    for i in range(pumps):
+        lines += ["[[lines.pumps]]", f"pump_id = {i + 1}", f"address = 0x{0x50 + i:02X}",
+                  f'nozzles = [{{ number = {i + 1}, logical = 1, grade = "{GRADES[i % 2][0]}" }}]']
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -185,11 +215,7 @@ class Rig:
             self.broker_proc = start_mosquitto(self.broker_port, self.workdir / "mosquitto")
             mqtt = ("127.0.0.1", self.broker_port)
         self.center = serve_center(mqtt=mqtt)
-        with self.center.state.lock:
-            for i in range(1, o.members + 1):
-                self.center.state.members[f"m{i}"] = {
-                    "member_id": f"m{i}", "name": f"会员{i}", "level": "normal", "phone": f"1380000{i:04d}",
-                    "plates": [], "balance_fen": o.balance_fen, "points": 0}
+        seed_members(self.center, o.members, o.balance_fen)
         center_port = int(self.center.url.rsplit(":", 1)[1])
         self.center_proxy = ChaosProxy(("127.0.0.1", center_port), name="center").start()
         mqtt_port = free_port()
@@ -201,22 +227,9 @@ class Rig:
 
     def config_text(self, pty: str, mqtt_port: int) -> str:
         assert self.center_proxy is not None
-        lines = ["[station]", 'id = "T001"', 'name = "可靠性测试站"',
-                 "[api]", f"port = {self.api_port}", f'token = "{TOKEN}"',
-                 "[database]", f'path = "{self.db_path}"',
-                 "[center]", f'url = "http://127.0.0.1:{self.center_proxy.port}"', 'mqtt_host = "127.0.0.1"',
-                 f"mqtt_port = {mqtt_port}", "timeout_s = 2.0"]
-        for code, price in GRADES:
-            lines += ["[[grades]]", f'code = "{code}"', f'name = "{code}#"', f"price_fen = {price}"]
-        for cid, pin, role in ((*CASHIER, "cashier"), (*SUPERVISOR, "supervisor"), (*MANAGER, "manager")):
-            lines += ["[[cashiers]]", f'id = "{cid}"', f'name = "{cid}"', f'role = "{role}"', f'pin = "{pin}"']
-        lines += ["[[catalog]]", 'sku = "6901234567892"', 'plu = "101"', 'name = "矿泉水"', "price_fen = 200"]
-        lines += ["[[lines]]", 'name = "bus1"', 'protocol = "dart"', f'url = "{pty}"', "baudrate = 115200",
-                  "response_timeout_s = 0.1"]
-        for i in range(self.opts.pumps):
-            lines += ["[[lines.pumps]]", f"pump_id = {i + 1}", f"address = 0x{0x50 + i:02X}",
-                      f'nozzles = [{{ number = {i + 1}, logical = 1, grade = "{GRADES[i % 2][0]}" }}]']
-        return "\n".join(lines) + "\n" + self.opts.extra_toml
+        return station_toml(api_port=self.api_port, db_path=str(self.db_path), bus_url=pty,
+                            center_url=f"http://127.0.0.1:{self.center_proxy.port}", mqtt_port=mqtt_port,
+                            pumps=self.opts.pumps) + self.opts.extra_toml
 
     def close(self) -> None:
         self.api.close()

@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   xvfb                                  # a virtual display for screenshots
   socat                                 # PTY pairs for pump-bus tests
   poppler-utils                         # pdftoppm: report PDFs are rendered and looked at in tests
+  systemd-container iproute2            # systemd-nspawn (+ ss): the .deb's upgrade test boots a real systemd
 )
 
 missing=()
