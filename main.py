@@ -36,6 +36,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     base = Path(args.config).resolve().parent
+    from sync.tls import TlsConfigError, center_tls
+
+    try:  # certificate files checked before anything starts; never a silent plain-text fallback
+        tls = center_tls(config.center, base)
+    except TlsConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     db_path = _resolve(base, args.db or config.database.path)
     try:
         store = Store(db_path)
@@ -45,7 +52,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     token = config.api.token or load_or_create_token(_resolve(base, config.api.token_file))
     agent = Agent(config, store)
     pumps = _start_pumps(agent, config) if not args.no_pumps else None
-    checkout, sync = _start_checkout_and_sync(agent, config, sync_enabled=not args.no_sync)
+    checkout, sync = _start_checkout_and_sync(agent, config, sync_enabled=not args.no_sync, tls=tls, base=base)
     app = create_app(agent, token, allowed_hosts=set(config.api.allowed_hosts))
     from agent.printing import PrintQueue
 
@@ -111,7 +118,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _start_checkout_and_sync(agent: Any, config: Any, *, sync_enabled: bool) -> tuple[Any, Any]:
+def _start_checkout_and_sync(agent: Any, config: Any, *, sync_enabled: bool, tls: Any = None,
+                             base: Path | None = None) -> tuple[Any, Any]:
     """The checkout (with the center as payment gateway) and the sync side (relay + MQTT)."""
     import httpx
 
@@ -119,7 +127,8 @@ def _start_checkout_and_sync(agent: Any, config: Any, *, sync_enabled: bool) -> 
     from sync.gateway import HttpCenterGateway
 
     c = config.center
-    http = httpx.Client(base_url=c.url, timeout=httpx.Timeout(c.timeout_s, connect=min(c.timeout_s, 3.0)))
+    http = httpx.Client(base_url=c.url, timeout=httpx.Timeout(c.timeout_s, connect=min(c.timeout_s, 3.0)),
+                        verify=tls or True)
     checkout = CheckoutService(agent, HttpCenterGateway(http, config.station.id))
     crash_at = os.environ.get("FORECOURT_CRASH_AT")
     if crash_at and os.environ.get("FORECOURT_DEV") == "1":  # crash tests only
@@ -129,7 +138,7 @@ def _start_checkout_and_sync(agent: Any, config: Any, *, sync_enabled: bool) -> 
     if sync_enabled:
         from sync.runtime import start_sync
 
-        sync = start_sync(agent, config)
+        sync = start_sync(agent, config, base=base)
     return checkout, sync
 
 

@@ -135,6 +135,27 @@ class CenterConfig(_Model):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: Annotated[int, Field(ge=1, le=65535)] = 1883
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    #: PEM CA bundle signing the center's HTTPS and broker certificates ("" = the system's CAs).
+    #: Relative paths are relative to the config file's directory (``forecourt setup`` uses certs/).
+    ca_file: str = ""
+    #: This station's client certificate and key (PEM) for mutual TLS with the center and broker.
+    cert_file: str = ""
+    key_file: str = ""
+    #: MQTT over TLS; default: on for port 8883 (the MQTT-over-TLS port) or when a client certificate
+    #: is set (the broker then knows the station by it). ``ca_file`` alone may be for HTTPS only.
+    mqtt_tls: bool | None = None
+
+    @model_validator(mode="after")
+    def _tls(self) -> CenterConfig:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file go together: set both PEM paths or neither")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r}: expected http://… or https://…")
+        return self
+
+    @property
+    def use_mqtt_tls(self) -> bool:
+        return self.mqtt_tls if self.mqtt_tls is not None else (self.mqtt_port == 8883 or bool(self.cert_file))
 
 
 class GradeConfig(_Model):

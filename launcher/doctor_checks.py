@@ -76,36 +76,71 @@ def check_package(package: str = "forecourt") -> list[CheckResult]:
 
 
 # ------------------------------------------------------------------ network
-def check_center(cfg: StationConfig, timeout_s: float = 3.0, ca_file: str | None = None) -> list[CheckResult]:
+def _tls(cfg: StationConfig, config_path: str | None) -> tuple[Any, CheckResult | None]:
+    """The agent's own TLS context for the center (same files, same rules), or a FAIL naming the key."""
+    from sync.tls import TlsConfigError, center_tls
+
+    base = Path(config_path).resolve().parent if config_path else None
+    try:
+        return center_tls(cfg.center, base), None
+    except TlsConfigError as exc:
+        return None, CheckResult("center TLS", "FAIL", str(exc),
+                                 "put the files named in [center] in place (forecourt setup copies them to certs/)")
+
+
+def check_center(cfg: StationConfig, timeout_s: float = 3.0, config_path: str | None = None) -> list[CheckResult]:
+    """GET the center URL with the agent's TLS settings (CA, client certificate); its Date gives the skew."""
     import httpx
 
     url = cfg.center.url
-    verify: Any = ca_file if ca_file and Path(ca_file).exists() else True
+    ctx, bad = _tls(cfg, config_path)
+    if bad is not None:
+        return [bad]
     started = time.monotonic()
     try:
-        resp = httpx.get(url, timeout=timeout_s, verify=verify, follow_redirects=False)
+        resp = httpx.get(url, timeout=timeout_s, verify=ctx or True, follow_redirects=False)
     except httpx.HTTPError as exc:
-        return [CheckResult("center", "WARN", f"{url} not reachable: {exc or type(exc).__name__}",
+        text = str(exc) or type(exc).__name__
+        if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
+            return [CheckResult("center", "FAIL", f"{url}: TLS refused: {text}",
+                                "center.ca_file must be the CA that signed the center's certificate, and the "
+                                "station certificate (cert_file/key_file) one the center issued")]
+        return [CheckResult("center", "WARN", f"{url} not reachable: {text}",
                             "check network/DNS/firewall to the trade center; sales queue in the outbox meanwhile")]
     local = datetime.now(UTC)
     ms = (time.monotonic() - started) * 1000
-    out = [CheckResult("center", "OK", f"{url} answered HTTP {resp.status_code} in {ms:.0f} ms")]
+    out = [CheckResult("center", "OK", f"{url} answered HTTP {resp.status_code} in {ms:.0f} ms"
+                       + (" over TLS" if url.startswith("https://") else ""))]
     out.append(check_clock_skew(resp.headers.get("date"), local, source="center"))
     return out
 
 
-def check_broker(cfg: StationConfig, timeout_s: float = 3.0) -> CheckResult:
+def check_broker(cfg: StationConfig, timeout_s: float = 3.0, config_path: str | None = None) -> CheckResult:
+    """TCP connect to the broker; with MQTT over TLS also the handshake with the station certificate."""
+    import ssl
+
     host, port = cfg.center.mqtt_host, cfg.center.mqtt_port
+    ctx = None
+    if cfg.center.use_mqtt_tls:
+        ctx, bad = _tls(cfg, config_path)
+        if bad is not None:
+            return bad
     try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            pass
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            if ctx is not None:
+                with ctx.wrap_socket(sock, server_hostname=host) as tls:
+                    version = tls.version()
+                return CheckResult("broker", "OK", f"MQTT {host}:{port} TLS handshake ok ({version})")
+    except ssl.SSLError as exc:
+        return CheckResult("broker", "FAIL", f"MQTT {host}:{port}: TLS refused: {exc}",
+                           "center.ca_file must sign the broker's certificate; the station certificate must be "
+                           "one the broker trusts")
     except OSError as exc:
         return CheckResult("broker", "WARN", f"MQTT {host}:{port} not reachable: {exc}",
                            "systemctl status mosquitto (local broker) or check the network to the center's broker")
     return CheckResult("broker", "OK", f"MQTT {host}:{port} accepts connections")
 
 
-# ------------------------------------------------------------------ pumps
 def port_holders(device: str) -> list[int]:
     """PIDs holding ``device`` open (scans /proc/*/fd; processes we may not inspect are skipped)."""
     try:
@@ -231,7 +266,7 @@ def cert_files(cfg: StationConfig, config_path: str) -> list[tuple[str, Path]]:
     base = Path(config_path).resolve().parent
     seen: dict[Path, str] = {}
     for key in ("ca_file", "cert_file"):
-        value = getattr(cfg.center, key, None)
+        value = getattr(cfg.center, key)
         if value:
             p = Path(value)
             seen[p if p.is_absolute() else base / p] = key
@@ -263,8 +298,8 @@ def build_probes(config_path: str | None, api_url: str | None, *, network: bool 
 
     probes = [package, _wrap("certificates", lambda c: check_certificates(c, path))]
     if network:
-        probes.append(_wrap("center", lambda c: check_center(c, ca_file=getattr(c.center, "ca_file", None))))
-        probes.append(_wrap("broker", lambda c: [check_broker(c)]))
+        probes.append(_wrap("center", lambda c: check_center(c, config_path=path)))
+        probes.append(_wrap("broker", lambda c: [check_broker(c, config_path=path)]))
     if pumps:
         probes.append(_wrap("pumps", lambda c: check_pumps(c, path, api_url)))
     return probes

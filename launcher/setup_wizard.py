@@ -35,7 +35,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import sys
 import tempfile
 import tomllib
@@ -294,22 +293,18 @@ def udev_rules(lines: list[Line], ports: list[Any]) -> tuple[str, list[str]]:
 
 
 # ------------------------------------------------------------------ connection tests
-def probe_center(url: str, ca_file: str | None, timeout_s: float = 3.0) -> tuple[bool, str]:
-    import httpx
-
-    try:
-        resp = httpx.get(url, timeout=timeout_s, verify=ca_file or True)
-    except httpx.HTTPError as exc:
-        return False, f"{url}: {exc or type(exc).__name__}"
-    return True, f"{url}: HTTP {resp.status_code}"
+def _abs(path: str | None) -> str | None:
+    """A file named on the command line, relative to where the technician typed it."""
+    return str(Path(path).resolve()) if path else None
 
 
-def probe_broker(host: str, port: int, timeout_s: float = 3.0) -> tuple[bool, str]:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True, f"MQTT {host}:{port} accepts connections"
-    except OSError as exc:
-        return False, f"MQTT {host}:{port}: {exc}"
+def probe_connections(cfg: StationConfig) -> list[tuple[bool, str]]:
+    """The center (HTTP GET) and the broker (TCP, plus the TLS handshake with the station certificate
+    when MQTT runs over TLS), with exactly the settings the agent will use — the doctor's own checks."""
+    from launcher.doctor_checks import check_broker, check_center
+
+    results = [check_center(cfg)[0], check_broker(cfg)]
+    return [(r.level == "OK", f"{r.name}: {r.message}") for r in results]
 
 
 def _scan(line: Line, say: Callable[[str], None], timeout_s: float) -> list[int]:
@@ -387,7 +382,7 @@ def answers_from_args(args: argparse.Namespace) -> Answers:
                 api_port=args.api_port, db_path=args.db_path, token_file=args.token_file,
                 grades=list(args.grade), lines=list(args.line),
                 nozzle_grades=[g for g in args.nozzle_grades.split(",") if g],
-                ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
+                ca_file=_abs(args.ca_file), cert_file=_abs(args.cert_file), key_file=_abs(args.key_file))
     for spec in args.nozzle:
         try:
             left, grade = spec.split("=")
@@ -435,9 +430,9 @@ def interactive(a: Answers, p: _Prompt, scan_timeout: float) -> Answers:
     a.center_url = p.text("Trade center URL", a.center_url)
     a.mqtt_host = p.text("MQTT broker host", a.mqtt_host)
     a.mqtt_port = p.integer("MQTT broker port", a.mqtt_port)
-    a.ca_file = p.text("Center CA certificate file (empty: none)", a.ca_file or "", required=False) or None
-    a.cert_file = p.text("Station certificate file (empty: none)", a.cert_file or "", required=False) or None
-    a.key_file = p.text("Station private key file (empty: none)", a.key_file or "", required=False) or None
+    a.ca_file = _abs(p.text("Center CA certificate file (empty: none)", a.ca_file or "", required=False) or None)
+    a.cert_file = _abs(p.text("Station certificate file (empty: none)", a.cert_file or "", required=False) or None)
+    a.key_file = _abs(p.text("Station private key file (empty: none)", a.key_file or "", required=False) or None)
     if not a.grades or not p.yes(f"Grades {[g[0] for g in a.grades]} — keep them?"):
         a.grades = []
         while True:
@@ -495,10 +490,10 @@ def run(args: argparse.Namespace, *, ask: Callable[[str], str] = input,
                 if not line.addresses:
                     line.addresses = _scan(line, say, args.scan_timeout)
         doc = build_document(a)
-        validate(doc, str(path))  # before any file is touched
+        draft = validate(doc, str(path))  # before any file is touched
         test = args.test or (not args.yes and _Prompt(ask, say).yes("Test the center and broker connections?"))
         if test:
-            results = [probe_center(a.center_url, a.ca_file), probe_broker(a.mqtt_host, a.mqtt_port)]
+            results = probe_connections(draft)
             for ok, text in results:
                 say(f"  [{'OK' if ok else 'FAIL'}] {text}")
             if args.require_connections and not all(ok for ok, _ in results):

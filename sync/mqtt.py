@@ -14,7 +14,8 @@
   outbox relay (the center is likely back too).
 
 Limits: paho persists nothing; every fact the center must know goes through the SQLite outbox
-and HTTP, never through this client.  No TLS here (configure ``tls_set`` for production).
+and HTTP, never through this client.  TLS (with the station's client certificate) when
+``MqttSettings.tls`` holds a context: ``start_sync`` builds it from ``[center]``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import logging
 import queue
 import random
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +57,8 @@ class MqttSettings:
     max_inflight: int = 20
     max_queued: int = 100
     receive_maximum: int = 20
+    #: MQTT over TLS with this client context (``sync.tls.client_context``); None = plain TCP.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class StationMqtt:
 
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"forecourt-{self.station_id}",
                         protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
+        if settings.tls is not None:
+            c.tls_set_context(settings.tls)
         c.max_inflight_messages_set(settings.max_inflight)
         c.max_queued_messages_set(settings.max_queued)
         c.reconnect_delay_set(self._jittered_min(), settings.reconnect_max_s)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -18,6 +19,7 @@ from sync.mqtt import MqttSettings, StationMqtt
 from sync.reconcile import reconcile
 from sync.relay import OutboxRelay, RelaySettings
 from sync.resync import Resync
+from sync.tls import center_tls
 
 if TYPE_CHECKING:
     from agent.config import StationConfig
@@ -57,7 +59,7 @@ class SyncHandle:
 
 def start_sync(agent: Agent, config: StationConfig, *, http_client: httpx.Client | None = None,
                relay_settings: RelaySettings | None = None, mqtt_settings: MqttSettings | None = None,
-               mqtt_enabled: bool = True) -> SyncHandle:
+               mqtt_enabled: bool = True, base: Path | None = None) -> SyncHandle:
     """Start the relay thread and the MQTT client for ``agent``; return a handle to stop them.
 
     ``config.center`` gives the center URL, the broker host/port and the HTTP timeout.
@@ -67,13 +69,15 @@ def start_sync(agent: Agent, config: StationConfig, *, http_client: httpx.Client
     c = config.center
     owns = http_client is None
     timeout = httpx.Timeout(c.timeout_s, connect=min(c.timeout_s, 3.0))
-    http = http_client or httpx.Client(base_url=c.url, timeout=timeout,
+    tls = center_tls(c, base)  # raises TlsConfigError (a config error) before anything starts
+    http = http_client or httpx.Client(base_url=c.url, timeout=timeout, verify=tls or True,
                                        limits=httpx.Limits(max_connections=4, max_keepalive_connections=2))
     center = CenterClient(http, config.station.id)
     relay = OutboxRelay(agent, center, relay_settings)
     mq = None
     if mqtt_enabled:
-        ms = mqtt_settings or MqttSettings(host=c.mqtt_host, port=c.mqtt_port)
+        ms = mqtt_settings or MqttSettings(host=c.mqtt_host, port=c.mqtt_port,
+                                           tls=tls if c.use_mqtt_tls else None)
         holder: list[Resync] = []
 
         def connected() -> None:
@@ -86,5 +90,6 @@ def start_sync(agent: Agent, config: StationConfig, *, http_client: httpx.Client
     relay.start()
     if mq is not None:
         mq.start()
-    log.info("sync started: center %s, broker %s:%s", c.url, c.mqtt_host, c.mqtt_port)
+    log.info("sync started: center %s, broker %s:%s%s", c.url, c.mqtt_host, c.mqtt_port,
+             " (TLS)" if c.use_mqtt_tls else "")
     return SyncHandle(agent, center, relay, mq, http, owns)

@@ -29,6 +29,8 @@ def test_config_check_ok(basic_config_file: Path, capsys: pytest.CaptureFixture[
         ("\n[policy]\nmax_unpaid_per_pump = -1\n", "policy.max_unpaid_per_pump"),
         ("\n[policy]\nauto_authorise = true\n", "policy.auto_authorise: unknown key"),
         ("\n[center]\nmqtt_port = \"1883\"\n", "center.mqtt_port"),
+        ('\n[center]\ncert_file = "certs/client.pem"\n', "cert_file and key_file go together"),
+        ('\n[center]\nurl = "ftp://center"\n', "expected http://"),
         (
             '\n[[lines]]\nname = "b"\nprotocol = "dart"\nurl = "socket://x"\n[[lines.pumps]]\npump_id = 1\n'
             'address = 0x20\nnozzles = [{ number = 1, logical = 1, grade = "92" }]\n',

@@ -91,8 +91,11 @@ def test_rewrite_keeps_a_backup_and_key_is_0600(tmp_path: Path) -> None:
     out = tmp_path / "station.toml"
     key = tmp_path / "in.key"
     key.write_text("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+    cert = tmp_path / "in.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
     base = ("--yes", "--config", str(out), "--grade", "92:92#:789", "--line", "bus1=/dev/ttyUSB9",
-            "--pump-addresses", "0x50", "0x51", "--nozzle-grades", "92", "--key-file", str(key))
+            "--pump-addresses", "0x50", "0x51", "--nozzle-grades", "92", "--key-file", str(key),
+            "--cert-file", str(cert))
     assert setup_wizard.run(_args(*base, "--station-id", "A1"), say=lambda _: None) == 0
     assert setup_wizard.run(_args(*base, "--station-id", "A2"), say=lambda _: None) == 0
     assert load_config(out).station.id == "A2"

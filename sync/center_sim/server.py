@@ -12,6 +12,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -44,8 +45,13 @@ class CenterHandle:
 
 
 def serve_center(host: str = "127.0.0.1", port: int = 0, *, mqtt: tuple[str, int] | None = None,
-                 state_file: Path | None = None, state: CenterState | None = None) -> CenterHandle:
-    """Start the simulator; ``port`` 0 picks a free one.  Returns once it answers."""
+                 state_file: Path | None = None, state: CenterState | None = None,
+                 tls: tuple[Path, Path, Path] | None = None) -> CenterHandle:
+    """Start the simulator; ``port`` 0 picks a free one.  Returns once it answers.
+
+    ``tls=(cert, key, ca)``: HTTPS with that server certificate, and every client must present a
+    certificate signed by ``ca`` (mutual TLS, as the real trade center asks of its stations).
+    """
     st = state or CenterState(state_file)
     publisher = SimPublisher(*mqtt).start() if mqtt is not None else None
     app = build_app(st, publisher)
@@ -53,7 +59,14 @@ def serve_center(host: str = "127.0.0.1", port: int = 0, *, mqtt: tuple[str, int
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     inner_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
+    ssl_kw: dict[str, Any] = {}
+    if tls is not None:
+        import ssl
+
+        ssl_kw = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1]), "ssl_ca_certs": str(tls[2]),
+                  "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30,
+                            **ssl_kw)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="center-sim", daemon=True)
     thread.start()
@@ -65,4 +78,5 @@ def serve_center(host: str = "127.0.0.1", port: int = 0, *, mqtt: tuple[str, int
         threading.Event().wait(0.01)
     if not server.started:
         raise RuntimeError("center simulator did not start")
-    return CenterHandle(f"http://{proxy.host}:{proxy.port}", st, proxy, publisher, server, thread)
+    scheme = "https" if tls is not None else "http"
+    return CenterHandle(f"{scheme}://{proxy.host}:{proxy.port}", st, proxy, publisher, server, thread)
