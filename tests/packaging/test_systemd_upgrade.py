@@ -123,8 +123,13 @@ class Station:
             cashier.close()
         # the counter settles what is left: no fill stays unpaid, no order stays open
         settle = Cashier(self.api_port, threading.Event(), self.ops, seed=seed + 99, refund_rate=0.0)
+        late = {p: Customer(self.sim, p, self.api_port, threading.Event(), self.ops, seed=seed + p, max_ml=2_000)
+                for p in range(1, PUMPS + 1)}
         try:
             def settled() -> bool:
+                for row in self.open_work():
+                    if row[0] == "fill" and row[3] == "authorized":
+                        late[int(row[2])]._one()  # authorized when the customer had left: one comes to fill
                 settle.round()
                 return not self.open_work()
             try:
@@ -133,6 +138,8 @@ class Station:
                 raise AssertionError(f"{exc}: still open {self.open_work()}; ops {self.ops.counts}") from None
         finally:
             settle.close()
+            for c in late.values():
+                c.api.close()
 
     def open_work(self) -> list[tuple[Any, ...]]:
         """Fills not yet paid and orders not yet settled (what a shift close would list)."""
