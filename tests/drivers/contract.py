@@ -55,12 +55,13 @@ PRICES = (789, 812)
 class Events:
     """Collects driver events; waits on a queue with a timeout (no sleeping)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 10.0) -> None:
         self.q: queue.Queue[DriverEvent] = queue.Queue()
         self.seen: list[DriverEvent] = []
+        self.timeout = timeout
 
-    def wait(self, cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-        end = time.monotonic() + timeout
+    def wait(self, cond: Callable[[], bool], timeout: float | None = None) -> bool:
+        end = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not cond():
             left = end - time.monotonic()
             if left <= 0:

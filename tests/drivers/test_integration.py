@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,13 +15,10 @@ from drivers.base import (
     ClearTransaction,
     CommandRejected,
     ConfigError,
-    DriverEvent,
-    FillFinished,
     LineConfig,
     LineError,
     PumpConfig,
     PumpState,
-    PumpStatus,
     SetPrices,
 )
 from drivers.dart.decode import decode_hex
@@ -34,42 +30,16 @@ from drivers.sim.control import start_control
 from drivers.sim.scenario import load_scenario, run_scenario
 from drivers.sim.simulator import PumpSimulator, SimulatorRefusedError
 from drivers.transport import SerialTransport
+from tests.drivers.contract import Events
 
 PUMPS = 8
-
-
-class Events:
-    """Collects driver events; waits on a queue with a timeout (no sleeping)."""
-
-    def __init__(self) -> None:
-        self.q: queue.Queue[DriverEvent] = queue.Queue()
-        self.seen: list[DriverEvent] = []
-
-    def wait(self, cond: Callable[[], bool], timeout: float = 15.0) -> bool:
-        end = time.monotonic() + timeout
-        while not cond():
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                self.seen.append(self.q.get(timeout=left))
-            except queue.Empty:
-                return cond()
-        return True
-
-    def finished(self, pump_id: int | None = None) -> list[FillFinished]:
-        return [e for e in self.seen if isinstance(e, FillFinished) and pump_id in (None, e.pump_id)]
-
-    def state(self, pump_id: int) -> PumpState | None:
-        st = [e.state for e in self.seen if isinstance(e, PumpStatus) and e.pump_id == pump_id]
-        return st[-1] if st else None
 
 
 @pytest.fixture
 def rig() -> Iterator[tuple[PumpSimulator, DartLineDriver, Events]]:
     sim = PumpSimulator(PUMPS, 2, simulate=True, speed=20, prices=(789, 812), baudrate=None, seed=3)
     url = sim.start_pty()
-    events = Events()
+    events = Events(timeout=15.0)
     pumps = tuple(PumpConfig(i + 1, 0x50 + i, (1, 2)) for i in range(PUMPS))
     driver = DartLineDriver(LineConfig("line1", "dart", url, pumps, baudrate=115200), events.q.put)
     driver.start()
@@ -190,7 +160,7 @@ def test_tcp_transport_and_control_socket() -> None:
     with PumpSimulator(2, 1, simulate=True, speed=20, prices=(700,), baudrate=None) as sim:
         url = sim.start_tcp()
         host, port = start_control(sim)
-        ev = Events()
+        ev = Events(timeout=15.0)
         config = LineConfig("tcp", "dart", url, (PumpConfig(1, 0x50), PumpConfig(2, 0x51)), baudrate=115200)
         driver = create_line_driver(config, ev.q.put)
         driver.start()
