@@ -50,15 +50,26 @@ PACKAGE = "forecourt"
 #: Runtime Debian dependencies (the brief's list; python3 upper bound because wheels are cp311).
 DEPENDS = [
     "python3 (>= 3.11)", "python3 (<< 3.12)", "python3-venv", "fonts-wqy-microhei",
-    "libegl1", "libxkbcommon0", "libfontconfig1", "libdbus-1-3", "libglib2.0-0",
+    # what the bundled PySide6 loads: QtGui (libGL, EGL, fontconfig, xkbcommon, glib, dbus) and the
+    # xcb platform plugin the kiosk runs on (tests/packaging/test_deb.py checks this list with ldd)
+    "libgl1", "libegl1", "libxkbcommon0", "libfontconfig1", "libdbus-1-3", "libglib2.0-0",
+    "libx11-xcb1", "libxkbcommon-x11-0", "libxcb-cursor0", "libxcb-icccm4", "libxcb-image0",
+    "libxcb-keysyms1", "libxcb-randr0", "libxcb-render-util0", "libxcb-shape0", "libxcb-xkb1",
     "passwd",
 ]
-RECOMMENDS = ["mosquitto", "openssl", "libgl1", "libxkbcommon-x11-0", "libxcb-cursor0"]
+RECOMMENDS = ["mosquitto", "openssl"]
 PLATFORMS = {"amd64": "manylinux_2_34_x86_64", "arm64": "manylinux_2_34_aarch64"}
-PIP_PLATFORMS = {
-    "amd64": ["manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux2014_x86_64", "linux_x86_64"],
-    "arm64": ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64", "linux_aarch64"],
-}
+#: Debian 12's glibc: a wheel built for a newer one (manylinux_2_39, say) would not load on the device.
+TARGET_GLIBC = (2, 36)
+
+
+def pip_platforms(machine: str, glibc: tuple[int, int] = TARGET_GLIBC) -> list[str]:
+    """Every wheel platform tag a Debian 12 device of this CPU can load, newest first."""
+    tags = [f"manylinux_{glibc[0]}_{minor}_{machine}" for minor in range(glibc[1], 16, -1)]
+    return tags + [f"manylinux2014_{machine}", f"linux_{machine}"]
+
+
+PIP_PLATFORMS = {"amd64": pip_platforms("x86_64"), "arm64": pip_platforms("aarch64")}
 SKIP_DIST_INFO = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
 
 
@@ -261,14 +272,51 @@ def wheels_from_venv(venv: Path, cache: Path, epoch: int) -> list[Path]:
     return out
 
 
-def download_wheels(arch: str, cache: Path) -> list[Path]:
+#: Their newest releases have no wheel for every target (aarch64: PySide6 6.8.1+ needs glibc 2.39,
+#: 6.10+ has none), so ``--download`` lets pip pick the newest one the target can load.
+PLATFORM_LIMITED = {"pyside6-essentials", "shiboken6"}
+
+
+def tested_versions(venv: Path) -> dict[str, str]:
+    """name → version of the runtime closure installed in ``venv`` (what the test suite ran)."""
+    sites = list((venv / "lib").glob("python3*/site-packages"))
+    if not sites:
+        return {}
+    return {_norm(d.metadata["Name"]): d.version for d in closure_from_venv(sites[0])}
+
+
+def download_wheels(arch: str, cache: Path, venv: Path | None = None) -> list[Path]:
+    """``pip download`` the runtime closure for ``arch``, held to the versions tested in ``venv``.
+
+    Every package is constrained to the version installed in ``venv`` except PLATFORM_LIMITED ones,
+    which get the newest release within pyproject's range that the target can load; each such
+    difference is logged.  Wheels land in a directory of the cache keyed by the exact request, so
+    wheels of an earlier, different request never leak into the package.
+    """
     reqs = list(project_metadata()["project"]["dependencies"])  # type: ignore[index]
-    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", "3.11",
-           "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none", "-d", str(cache)]
-    for plat in PIP_PLATFORMS[arch] + ["any"]:
-        cmd += ["--platform", plat]
-    subprocess.run(cmd + reqs, check=True)
-    return sorted(cache.glob("*.whl"))
+    tested = tested_versions(venv) if venv else {}
+    constraints = sorted(f"{n}=={v}" for n, v in tested.items() if n not in PLATFORM_LIMITED)
+    key = hashlib.sha256("\n".join([arch, *reqs, *constraints]).encode()).hexdigest()[:16]
+    dest = cache / f"download-{key}"
+    done = dest / ".complete"
+    if not done.exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        cfile = dest / "constraints.txt"
+        cfile.write_text("".join(c + "\n" for c in constraints))
+        cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", "3.11",
+               "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none", "-d", str(dest),
+               "-c", str(cfile)]
+        for plat in PIP_PLATFORMS[arch] + ["any"]:
+            cmd += ["--platform", plat]
+        subprocess.run(cmd + reqs, check=True)
+        done.touch()
+    wheels = sorted(dest.glob("*.whl"))
+    for w in wheels:
+        name, version = _norm(w.name.split("-")[0]), w.name.split("-")[1]
+        if tested.get(name) and tested[name] != version:
+            log(f"{arch}: {name} {version} (the tests ran {tested[name]}): newest release this target can load")
+    return wheels
 
 
 # ------------------------------------------------------------------ staging
@@ -385,7 +433,7 @@ def build(args: argparse.Namespace) -> Path:
     if args.wheels:
         wheels = sorted(Path(args.wheels).glob("*.whl"))
     elif args.download:
-        wheels = download_wheels(arch, cache)
+        wheels = download_wheels(arch, cache, Path(args.from_venv).resolve())
     elif args.no_deps:
         wheels = []
     else:

@@ -37,7 +37,8 @@ needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None or shutil.which
                                 reason="needs dpkg")
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None,
                                 reason="installing into a temp root needs root and useradd")
-REQUIRED_DEPENDS = ("python3 (>= 3.11)", "python3-venv", "fonts-wqy-microhei", "libegl1", "libxkbcommon0",
+REQUIRED_DEPENDS = ("python3 (>= 3.11)", "python3-venv", "fonts-wqy-microhei", "libgl1", "libxcb-cursor0",
+                    "libegl1", "libxkbcommon0",
                     "libfontconfig1", "libdbus-1-3", "libglib2.0-0")
 HARDENING = {
     "User": "forecourt", "SupplementaryGroups": "dialout", "StateDirectory": "forecourt",
@@ -360,3 +361,52 @@ def test_full_package_installs_offline_runs_against_simulators_and_doctor_is_ok(
     assert len(list((var / "backups").glob("forecourt-before-0.1.0-1-*.db"))) == 1
     assert os.readlink(root / "opt/forecourt/venv") == "venvs/0.1.0-2"
     assert sorted(p.name for p in (root / "opt/forecourt/venvs").iterdir()) == ["0.1.0-1", "0.1.0-2"]
+
+
+def test_download_platforms_are_the_ones_a_debian_12_device_can_load() -> None:
+    """glibc 2.36: PySide6's aarch64 wheels after 6.8.0.x need 2.39 and must not be picked for arm64."""
+    spec = importlib.util.spec_from_file_location("build_deb", BUILD)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    arm = mod.PIP_PLATFORMS["arm64"]
+    assert "manylinux_2_31_aarch64" in arm and "manylinux_2_36_aarch64" in arm and "manylinux2014_aarch64" in arm
+    assert not any(t.startswith(("manylinux_2_37", "manylinux_2_38", "manylinux_2_39")) for t in arm)
+    assert "manylinux_2_28_x86_64" in mod.PIP_PLATFORMS["amd64"]
+
+
+@pytest.mark.skipif(shutil.which("ldd") is None or shutil.which("apt-cache") is None, reason="needs ldd, apt-cache")
+def test_depends_cover_every_library_the_bundled_qt_loads() -> None:
+    """A device installed with plain ``apt install ./forecourt.deb`` (no Recommends) runs the kiosk UI:
+    every shared library the bundled PySide6 (QtGui, QtWidgets, the xcb and offscreen platform
+    plugins) links against belongs to a package in Depends or in their dependency closure."""
+    spec = importlib.util.spec_from_file_location("build_deb", BUILD)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pyside = Path(importlib.util.find_spec("PySide6").origin or "").parent  # type: ignore[union-attr]
+    objects = [pyside / "Qt/lib/libQt6Gui.so.6", pyside / "Qt/lib/libQt6Widgets.so.6",
+               pyside / "Qt/lib/libQt6XcbQpa.so.6", pyside / "Qt/plugins/platforms/libqxcb.so",
+               pyside / "Qt/plugins/platforms/libqoffscreen.so", pyside / "QtGui.abi3.so"]
+    libs: set[str] = set()
+    for obj in objects:
+        assert obj.exists(), obj
+        out = subprocess.run(["ldd", str(obj)], capture_output=True, text=True, check=True).stdout
+        assert "not found" not in out, out
+        libs |= {os.path.realpath(line.split("=>")[1].split()[0]) for line in out.splitlines()
+                 if "=> /" in line and "PySide6" not in line and "shiboken" not in line}
+    owners = set()
+    for lib in sorted(libs):
+        found = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True)
+        if found.returncode != 0:  # /usr/lib vs /lib (merged /usr): ask for the other spelling
+            other = lib.removeprefix("/usr") if lib.startswith("/usr/") else "/usr" + lib
+            found = subprocess.run(["dpkg", "-S", other], capture_output=True, text=True)
+        assert found.returncode == 0, f"no package owns {lib}"
+        owners.add(found.stdout.split(":")[0].strip())
+    names = [d.split()[0] for d in mod.DEPENDS]
+    closure = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+                              "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *names],
+                             capture_output=True, text=True, check=True).stdout
+    have = {line.split(":")[0] for line in closure.splitlines() if line and not line.startswith((" ", "<"))}
+    missing = sorted(owners - have)
+    assert not missing, f"libraries of the bundled Qt come from packages not in Depends: {missing}"
