@@ -51,8 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from reliability.tlsbroker import ACL, Pki, make_pki, tls_listener_lines
 from sync.broker import MOSQUITTO
-from sync.emulator import center_worker, station_worker
+from sync.emulator import center_worker, fleet_tls, station_worker
 
 #: paho's network loop uses select(), which cannot watch a descriptor >= 1024 (FD_SETSIZE), and each
 #: emulated station holds ~11 descriptors (SQLite files, HTTP and MQTT sockets): beyond ~90 stations
@@ -73,6 +74,8 @@ class FleetOptions:
     replay_window_s: float = 60.0
     connect_timeout_s: float = 120.0
     drain_timeout_s: float = 120.0
+    #: MQTT over TLS: a certificate per station, require_certificate, the per-station ACL
+    tls: bool = False
 
 
 # ------------------------------------------------------------------ broker
@@ -85,11 +88,17 @@ def _free_port() -> int:
 class Broker:
     """A loopback Mosquitto for the fleet (persistence, $SYS every second, connection log)."""
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, pki: Pki | None = None) -> None:
         self.workdir, self.port = workdir, port
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
+        if pki is not None:  # TLS, client certificates, per-station ACL (reliability/tlsbroker.py)
+            acl = workdir / "broker.acl"
+            acl.write_text(ACL)
+            listener = tls_listener_lines(pki, port, acl)
+        else:
+            listener = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
+        lines = [*listener, "persistence true",
                  f"persistence_location {workdir}/", "autosave_interval 1800", "max_queued_messages 1000",
                  "sys_interval 1", "connection_messages true", f"log_dest file {self.log}",
                  "log_type error", "log_type warning", "log_type notice"]
@@ -153,10 +162,12 @@ class SysMonitor:
     TOPICS = ("messages/received", "messages/sent", "publish/messages/received", "publish/messages/sent",
               "clients/connected")
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: Any = None) -> None:
         self.values: dict[str, str] = {}
         self._lock = threading.Lock()
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-monitor")
+        if tls is not None:
+            c.tls_set_context(tls)
         c.on_connect = lambda cl, *_: cl.subscribe([(f"$SYS/broker/{t}", 0) for t in self.TOPICS])
         self.seen = 0  #: $SYS messages sent to us (subtracted from the broker's "sent")
         c.on_message = self._on_message
@@ -227,17 +238,23 @@ def _lat(values: list[float]) -> dict[str, float]:
 def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     n_workers = opts.workers or -(-opts.stations // STATIONS_PER_WORKER)
-    broker = Broker(workdir, _free_port())
+    ids = [f"S{i:04d}" for i in range(1, opts.stations + 1)]
+    pki, pki_dir, pki_s = None, None, 0.0
+    if opts.tls:
+        t_pki = time.monotonic()
+        pki = make_pki(workdir / "pki", ids)
+        pki_dir, pki_s = str(pki.dir), time.monotonic() - t_pki
+        log(f"TLS: a CA and {opts.stations} station certificates in {pki_s:.1f} s")
+    broker = Broker(workdir, _free_port(), pki)
     broker.start()
     rss_sampler = RssSampler(broker)
     rss_sampler.start()
     time.sleep(1.0)
     rss_idle = broker.rss_kb()[0]
-    monitor = SysMonitor(broker.port)
-    ids = [f"S{i:04d}" for i in range(1, opts.stations + 1)]
+    monitor = SysMonitor(broker.port, fleet_tls(pki_dir, "center"))
     procs: list[Any] = []
     center_conn, child = ctx.Pipe()
-    procs.append(ctx.Process(target=center_worker, args=(child, broker.port, ids, 1, opts.replay_window_s),
+    procs.append(ctx.Process(target=center_worker, args=(child, broker.port, ids, 1, opts.replay_window_s, pki_dir),
                              daemon=True))
     procs[-1].start()
     if not center_conn.poll(60):
@@ -250,7 +267,7 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
         group = ids[w::n_workers]
         (workdir / f"w{w}").mkdir()
         p = ctx.Process(target=station_worker, args=(child, group, str(workdir / f"w{w}"), center_url,
-                                                     broker.port, 100 + w), daemon=True)
+                                                     broker.port, 100 + w, pki_dir), daemon=True)
         p.start()
         procs.append(p)
         workers.append(parent)
@@ -344,6 +361,7 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
                  "mosquitto": subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True,
                                              check=False).stdout.splitlines()[0:1]},
         "cold_start_s": round(cold_start_s, 1),
+        "tls": {"enabled": opts.tls, "pki_s": round(pki_s, 1)},
         "uplink": {"fills_created": created, "rows": len(rows), "at_center": len(arrived),
                    "fills_per_s": round(created / load_s, 1), "latency": _lat(up_lat), "lost": len(lost_up),
                    "unconfirmed_after_drain": unconfirmed, "stations_not_drained": stuck,
@@ -368,7 +386,8 @@ def run_fleet(opts: FleetOptions, workdir: Path, log: Any = print) -> dict[str, 
 def markdown(r: dict[str, Any]) -> str:
     o, u, d, b, s = r["options"], r["uplink"], r["downlink"], r["broker"], r["restart"]
     lines = [
-        f"| figure | {o['stations']} stations, {o['rate']} fills/s and {o['downlink']} commands/s each |",
+        f"| figure | {o['stations']} stations, {o['rate']} fills/s and {o['downlink']} commands/s each"
+        f"{', MQTT over TLS with a certificate per station' if o.get('tls') else ''} |",
         "|---|---|",
         f"| uplink fills (HTTP relay → center) | {u['fills_created']} created, {u['at_center']} at center, "
         f"{u['fills_per_s']}/s |",
@@ -406,12 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restart", choices=("term", "kill", "none"), default="term")
     ap.add_argument("--replay-window", type=float, default=60.0,
                     help="center re-sends the last N s of commands to a station back online (0: off)")
+    ap.add_argument("--tls", action="store_true", help="MQTT over TLS: per-station certificates + ACL")
     ap.add_argument("--json", type=Path, help="write the result here")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table too")
     a = ap.parse_args(argv)
     opts = FleetOptions(stations=a.stations, workers=a.workers, rate=a.rate, downlink=a.downlink,
                         steady_s=a.steady, after_s=a.after, restart=a.restart,
-                        replay_window_s=a.replay_window)
+                        replay_window_s=a.replay_window, tls=a.tls)
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
         result = run_fleet(opts, Path(tmp), log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2))

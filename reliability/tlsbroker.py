@@ -28,11 +28,12 @@ from pathlib import Path
 
 from sync.broker import MOSQUITTO, stop_mosquitto
 
-__all__ = ["ACL", "Pki", "make_pki", "start_tls_broker", "stop_mosquitto"]
+__all__ = ["ACL", "Pki", "make_pki", "start_tls_broker", "stop_mosquitto", "tls_listener_lines"]
 
 ACL = """user center
 topic readwrite station/#
 topic readwrite center/#
+topic read $SYS/#
 
 pattern readwrite station/%u/#
 pattern read center/to/%u/#
@@ -79,14 +80,19 @@ def make_pki(d: Path, stations: list[str]) -> Pki:
     return pki
 
 
+def tls_listener_lines(pki: Pki, port: int, acl: Path) -> list[str]:
+    """mosquitto.conf lines: a loopback TLS listener that requires a client certificate and applies ``acl``."""
+    return [f"listener {port} 127.0.0.1", f"cafile {pki.ca}", f"certfile {pki.broker_cert}",
+            f"keyfile {pki.broker_key}", "require_certificate true", "use_identity_as_username true",
+            "allow_anonymous false", f"acl_file {acl}"]
+
+
 def start_tls_broker(pki: Pki, port: int, workdir: Path, timeout: float = 10.0) -> subprocess.Popen[bytes]:
     """Mosquitto on 127.0.0.1:port with TLS client certs + ACL; returns once the port accepts TCP."""
     workdir.mkdir(parents=True, exist_ok=True)
     acl = workdir / "broker.acl"
     acl.write_text(ACL, encoding="utf-8")
-    lines = [f"listener {port} 127.0.0.1", f"cafile {pki.ca}", f"certfile {pki.broker_cert}",
-             f"keyfile {pki.broker_key}", "require_certificate true", "use_identity_as_username true",
-             "allow_anonymous false", f"acl_file {acl}", "persistence false",
+    lines = [*tls_listener_lines(pki, port, acl), "persistence false",
              f"log_dest file {workdir / 'mosquitto.log'}", "log_type all"]
     if os.geteuid() == 0:
         lines.append("user root")

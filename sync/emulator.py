@@ -67,7 +67,7 @@ class StationEmulator:
     """One emulated station: see the module docstring."""
 
     def __init__(self, station_id: str, workdir: Path, center_url: str, broker_port: int,
-                 settings: EmulatorSettings = EmulatorSettings()) -> None:
+                 settings: EmulatorSettings = EmulatorSettings(), tls: Any = None) -> None:
         self.station_id = station_id
         cfg = parse_config({
             "station": {"id": station_id, "name": f"fleet {station_id}"},
@@ -82,7 +82,7 @@ class StationEmulator:
             relay_settings=RelaySettings(backoff=Backoff(base_s=1.0, cap_s=settings.relay_backoff_cap_s),
                                          idle_poll_s=settings.relay_idle_poll_s),
             mqtt_settings=MqttSettings(port=broker_port, reconnect_min_s=settings.reconnect_min_s,
-                                       reconnect_max_s=settings.reconnect_max_s))
+                                       reconnect_max_s=settings.reconnect_max_s, tls=tls))
         self.created = 0
 
     @property
@@ -150,8 +150,18 @@ class _Poisson:
             self._thread.join(30)
 
 
+def fleet_tls(pki_dir: str | None, identity: str) -> Any:
+    """MQTT-over-TLS client context for ``identity`` from a ``reliability.tlsbroker.make_pki`` dir, or None."""
+    if not pki_dir:
+        return None
+    from sync.tls import client_context
+
+    d = Path(pki_dir)
+    return client_context(str(d / "ca.pem"), str(d / f"{identity}.pem"), str(d / f"{identity}.key"))
+
+
 def station_worker(conn: Connection, station_ids: list[str], workdir: str, center_url: str, broker_port: int,
-                   seed: int = 0) -> None:
+                   seed: int = 0, pki_dir: str | None = None) -> None:
     """Process entry: run ``station_ids`` as emulators; obey ``(command, arg)`` messages on ``conn``.
 
     Commands: ``wait_connected`` (→ seconds taken or ``None``), ``load`` rate/s per station,
@@ -159,7 +169,8 @@ def station_worker(conn: Connection, station_ids: list[str], workdir: str, cente
     link transitions seen so far), ``report``, ``quit``.
     """
     logging.basicConfig(level=logging.WARNING)
-    stations = [StationEmulator(sid, Path(workdir), center_url, broker_port) for sid in station_ids]
+    stations = [StationEmulator(sid, Path(workdir), center_url, broker_port, tls=fleet_tls(pki_dir, sid))
+                for sid in station_ids]
     by_id = {s.station_id: s for s in stations}
     load = _Poisson(station_ids, lambda sid: by_id[sid].fill(), seed)
     transitions: list[tuple[int, str, bool]] = []
@@ -238,7 +249,8 @@ class _PresenceReplay:
     center would track each station's acks instead (docs/fleet.md).
     """
 
-    def __init__(self, port: int, resend: Callable[[str, str], None], window_s: float = 60.0) -> None:
+    def __init__(self, port: int, resend: Callable[[str, str], None], window_s: float = 60.0,
+                 tls: Any = None) -> None:
         import json
         import queue
 
@@ -252,6 +264,8 @@ class _PresenceReplay:
         self.replayed = 0
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-center-presence",
                         protocol=MQTTProtocolVersion.MQTTv5)
+        if tls is not None:
+            c.tls_set_context(tls)
         c.on_connect = lambda cl, *_: cl.subscribe("station/+/status", qos=1)
         c.on_message = self._on_message
         c.reconnect_delay_set(1, 2)
@@ -292,7 +306,7 @@ class _PresenceReplay:
 
 
 def center_worker(conn: Connection, broker_port: int, station_ids: list[str], seed: int = 1,
-                  replay_window_s: float = 60.0) -> None:
+                  replay_window_s: float = 60.0, pki_dir: str | None = None) -> None:
     """Process entry: the center simulator (HTTP + MQTT publisher) with downlink load on demand.
 
     Commands: ``downlink`` rate/s per station (``station.message`` commands, QoS 1, each
@@ -301,7 +315,7 @@ def center_worker(conn: Connection, broker_port: int, station_ids: list[str], se
     """
     logging.basicConfig(level=logging.WARNING)
     state = TimedCenterState()
-    handle = serve_center(mqtt=("127.0.0.1", broker_port), state=state)
+    handle = serve_center(mqtt=("127.0.0.1", broker_port), state=state, mqtt_tls=fleet_tls(pki_dir, "center"))
     publisher = handle.publisher
     assert publisher is not None
     publisher.connected.wait(10)
@@ -317,7 +331,7 @@ def center_worker(conn: Connection, broker_port: int, station_ids: list[str], se
             except TimeoutError:  # broker away for long: same id again (the station dedups)
                 failures[0] += 1
 
-    replay = _PresenceReplay(broker_port, publish, replay_window_s)
+    replay = _PresenceReplay(broker_port, publish, replay_window_s, tls=fleet_tls(pki_dir, "center"))
 
     def send(sid: str) -> None:
         seq[0] += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -29,11 +30,14 @@ log = logging.getLogger(__name__)
 
 
 class SimPublisher:
-    def __init__(self, host: str, port: int, *, client_id: str = "forecourt-center-sim") -> None:
+    def __init__(self, host: str, port: int, *, client_id: str = "forecourt-center-sim",
+                 tls: ssl.SSLContext | None = None) -> None:
         self.connected = threading.Event()
         self._lock = threading.Lock()
         self.published = 0
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
+        if tls is not None:
+            c.tls_set_context(tls)
         c.max_inflight_messages_set(50)
         c.reconnect_delay_set(0.1, 2)  # type: ignore[arg-type]
         c.on_connect = self._on_connect

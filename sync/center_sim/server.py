@@ -46,14 +46,15 @@ class CenterHandle:
 
 def serve_center(host: str = "127.0.0.1", port: int = 0, *, mqtt: tuple[str, int] | None = None,
                  state_file: Path | None = None, state: CenterState | None = None,
-                 tls: tuple[Path, Path, Path] | None = None) -> CenterHandle:
+                 tls: tuple[Path, Path, Path] | None = None, mqtt_tls: Any = None) -> CenterHandle:
     """Start the simulator; ``port`` 0 picks a free one.  Returns once it answers.
 
     ``tls=(cert, key, ca)``: HTTPS with that server certificate, and every client must present a
     certificate signed by ``ca`` (mutual TLS, as the real trade center asks of its stations).
+    ``mqtt_tls``: an ``ssl.SSLContext`` for the simulator's own MQTT client (a TLS broker).
     """
     st = state or CenterState(state_file)
-    publisher = SimPublisher(*mqtt).start() if mqtt is not None else None
+    publisher = SimPublisher(*mqtt, tls=mqtt_tls).start() if mqtt is not None else None
     app = build_app(st, publisher)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # => TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
