@@ -77,7 +77,10 @@ def check_config(path: str) -> CheckResult:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        return CheckResult("config", "FAIL", "; ".join(exc.problems), f"fix {path}, then `forecourt config check`")
+        text = "; ".join(exc.problems)
+        if "Permission denied" in text:  # 0640 root:forecourt: the technician forgot sudo
+            return CheckResult("config", "FAIL", text, "run the doctor as root: sudo forecourt doctor")
+        return CheckResult("config", "FAIL", text, f"fix {path}, then `forecourt config check`")
     return CheckResult("config", "OK", f"{path}: station {cfg.station.id}, {len(cfg.all_pumps())} pumps")
 
 

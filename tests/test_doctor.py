@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -20,7 +21,7 @@ from agent.config import parse_config
 from agent.store import Store
 from drivers.sim.simulator import PumpSimulator
 from launcher import doctor_checks
-from tests.conftest import free_port
+from tests.conftest import BASIC_CONFIG, free_port
 
 
 def _cfg(bus: str = "socket://127.0.0.1:1", api_port: int = 1, center: str = "http://127.0.0.1:1",
@@ -171,3 +172,34 @@ def test_non_dart_lines_are_not_probed_on_the_bus() -> None:
         pytest.skip("this config schema knows only DART lines")
     res = doctor_checks.check_pumps_via_bus(cfg)
     assert [r.level for r in res] == ["WARN"] and "DART only" in res[0].message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_technician_without_sudo_is_told_to_use_it(tmp_path: Path) -> None:
+    """The packaged config is 0640 root:forecourt; a plain user's doctor says how to read it.
+
+    A forked child drops to ``nobody`` (real permission check by the kernel) and runs the check.
+    """
+    import agent.config  # noqa: F401 - loaded before the fork: the child reads no module files
+
+    os.chmod(tmp_path, 0o755)  # noqa: S103 - the other user must traverse to the file
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(BASIC_CONFIG, encoding="utf-8")
+    os.chmod(cfg, 0o640)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: become nobody, check, report, exit without running pytest's teardown
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            r = doctor.check_config(str(cfg))
+            os.write(write_fd, f"{r.level}\n{r.message}\n{r.action}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        level, message, action = f.read().split("\n", 2)
+    os.waitpid(pid, 0)
+    assert level == "FAIL" and "Permission denied" in message
+    assert action == "run the doctor as root: sudo forecourt doctor"
