@@ -354,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_checks.add_arguments(dr)  # --config --db --api --no-network --no-pumps
     dr.set_defaults(func=cmd_doctor)
 
+    from launcher import support
+
+    sb = sub.add_parser("support-bundle", help="one .tar.gz for support: doctor, redacted config, versions, "
+                                               "database summary, journal (no secrets, no sales rows)")
+    support.add_arguments(sb)
+    sb.set_defaults(func=support.run)
+
     s = sub.add_parser("sync", help="trade-center sync tools")
     ssub = s.add_subparsers(dest="sync_command", required=True)
     ss = ssub.add_parser("status", help="outbox depth, oldest age, parked, last success")

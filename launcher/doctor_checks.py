@@ -161,7 +161,7 @@ def port_holders(device: str) -> list[int]:
     return pids
 
 
-def _api_base(cfg: StationConfig, api_url: str | None) -> str:
+def api_base(cfg: StationConfig, api_url: str | None) -> str:
     if api_url:
         return api_url.rstrip("/")
     host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "::", "") else cfg.api.host
@@ -257,7 +257,7 @@ def check_pumps_via_bus(cfg: StationConfig) -> list[CheckResult]:
 def check_pumps(cfg: StationConfig, config_path: str, api_url: str | None) -> list[CheckResult]:
     if not cfg.lines:
         return [CheckResult("pumps", "WARN", "no pump lines configured", "run `forecourt setup`")]
-    via_api = check_pumps_via_api(cfg, _api_base(cfg, api_url), _token(cfg, config_path))
+    via_api = check_pumps_via_api(cfg, api_base(cfg, api_url), _token(cfg, config_path))
     return via_api if via_api is not None else check_pumps_via_bus(cfg)
 
 
