@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import sqlite3
+import tarfile
 import threading
 import time
 import urllib.request
@@ -330,6 +331,14 @@ def test_upgrades_under_systemd_keep_every_order_and_a_failed_migration_keeps_th
     assert set(kept) <= set(final)
     doctor = st.doctor()
     assert doctor.returncode == 0 and "[OK  ] package: forecourt 0.1.1-1 installed" in doctor.stdout, doctor.stdout
+    # what the technician sends to support: the journal comes from the real journald
+    bundle = m.run("forecourt", "support-bundle", "--out", "/root", timeout=180).stdout.strip().splitlines()[-1]
+    with tarfile.open(m.path(bundle)) as tar:
+        files = {Path(t.name).name: tar.extractfile(t).read().decode() for t in tar.getmembers()}  # type: ignore[union-attr]
+    assert "forecourt agent: station SYS01" in files["journal.txt"], files["journal.txt"][-2000:]
+    assert "venv on disk: 0.1.1-1 (in use)" in files["versions.txt"], files["versions.txt"]
+    assert "forecourt-before-0.1.1-1-" in files["backups.txt"], files["backups.txt"]
+    assert TOKEN not in "".join(files.values())
 
     # ---- 5. watchdog and restart: a frozen agent is killed and restarted, so is a crashed one
     dropin = m.path(f"/etc/systemd/system/{UNIT}.d/10-test-watchdog.conf")
