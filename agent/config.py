@@ -229,6 +229,9 @@ class PolicyConfig(_Model):
     max_unpaid_per_pump: Annotated[int, Field(ge=0, le=5)] = 1
     #: An unpaid order is closed (and its locks released) after this many seconds.
     order_timeout_s: Annotated[int, Field(ge=30, le=86_400)] = 900
+    #: An authorization nobody uses (nozzle never lifted) is cancelled after this many seconds, so a
+    #: pump is not left open for whoever comes next (PTS-2 "auto close"); 0 = never.
+    authorization_timeout_s: Annotated[int, Field(ge=0, le=3600)] = 300
     #: Release mobile orders (一键加油) to the pump without the cashier confirming.
     auto_release_mobile: bool = False
     #: Largest price step (fen/L) accepted in one change without a center instruction.

@@ -33,6 +33,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,9 @@ class PumpView:
     #: an open fill whose pump went idle without reporting it: its totals are being read (R7)
     recovering: str | None = None
     recovery_pending: set[int] = field(default_factory=set)
+    #: monotonic time the open fill's authorization was sent (or found at start); None = none open
+    authorized_at: float | None = None
+    expiring: bool = False  #: a STOP for an unused authorization was sent
 
     def gun(self, logical: int | None) -> int | None:
         return self.nozzles[logical][0] if logical in self.nozzles else None
@@ -173,6 +177,8 @@ class Forecourt:
         self._restore()
         self._thread = threading.Thread(target=self._run, name="forecourt", daemon=True)
         self._thread.start()
+        if self._policy.authorization_timeout_s > 0:
+            threading.Thread(target=self._expire_run, name="forecourt-auth-expiry", daemon=True).start()
         for line in self._lines:
             driver = self._factory(line, self.sink)
             self._all_drivers.append(driver)
@@ -208,6 +214,39 @@ class Forecourt:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def _expire_run(self) -> None:
+        """Once a second: cancel authorizations still unused after ``policy.authorization_timeout_s``."""
+        while not self._closing.wait(1.0):
+            try:
+                self.expire_authorizations(time.monotonic())
+            except Exception:  # never let the timer die
+                log.exception("authorization expiry check failed")
+
+    def expire_authorizations(self, now: float) -> list[int]:
+        """STOP every pump whose open fill is still only AUTHORIZED (no nozzle lifted, no flow) after the
+        timeout; the fill then ends as a zero sale through the normal path.  Returns the pumps stopped."""
+        limit = self._policy.authorization_timeout_s
+        due = []
+        with self._lock:
+            for view in self._views.values():
+                if (limit > 0 and view.fill_id is not None and view.state == PumpState.AUTHORIZED
+                        and not view.expiring and view.authorized_at is not None
+                        and now - view.authorized_at >= limit):
+                    view.expiring = True
+                    due.append((view.pump_id, view.fill_id))
+        for pump_id, fill_id in due:
+            try:
+                self._submit(Stop(pump_id))
+            except Unavailable:
+                with self._lock:
+                    self._views[pump_id].expiring = False  # tried again at the next check
+                continue
+            log.warning("pump %s: authorization of fill %s unused for %s s: cancelled", pump_id, fill_id, limit)
+            self._audit("agent", "pump.authorization_expired", pump_id)
+            self._bus.publish("pump.authorization_expired", {"pump_id": pump_id, "fill_id": fill_id,
+                                                            "after_s": limit})
+        return [p for p, _ in due]
+
     def _restore(self) -> None:
         """R2: fills left open by an earlier run wait for the pump's word; nothing is re-sent."""
         def tx(db: sqlite_utils.Database) -> list[tuple[int, str]]:
@@ -223,6 +262,7 @@ class Forecourt:
         for pump_id, fill_id in self._store.write(tx):
             if pump_id in self._views:
                 self._views[pump_id].fill_id = fill_id
+                self._views[pump_id].authorized_at = time.monotonic()  # the timeout counts from now
                 log.warning("pump %s: fill %s was open at the last stop; waiting for the pump", pump_id, fill_id)
 
     # ------------------------------------------------------------ driver side
@@ -628,6 +668,7 @@ class Forecourt:
             view.fill_id = fill_id
             view.fill_seen_busy = False
             view.start_totals = dict(view.totals)
+            view.authorized_at, view.expiring = time.monotonic(), False
         try:
             self._submit(Authorize(pump_id, nozzles=logicals, preset_volume_ml=preset_volume_ml,
                                    preset_amount_fen=preset_amount_fen))

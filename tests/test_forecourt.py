@@ -314,3 +314,28 @@ def test_a_price_the_pump_does_not_take_is_reported_retried_and_the_pump_locked(
         assert pump["lock_reason"] == "price not verified"
         with pytest.raises(Conflict, match="price not verified"):
             st.forecourt.authorize(1)
+
+
+def test_an_authorization_nobody_uses_is_cancelled_and_ends_as_a_zero_sale(tmp_path: Path) -> None:
+    """policy.authorization_timeout_s: a pump authorized for a customer who drove off does not stay open."""
+    with station(tmp_path, pumps=2, extra="[policy]\nauthorization_timeout_s = 1\n") as st:
+        st.wait_all_idle()
+        fill = st.forecourt.authorize(1)
+        st.wait_state(1, "authorized")
+        st.forecourt.authorize(2)
+        st.wait_state(2, "authorized")
+        st.sim.lift(2, 1)  # pump 2's customer is at the nozzle: never cancelled under them
+        st.wait_state(2, "fuelling")
+        expired = st.wait_event(lambda e: e.topic == "pump.authorization_expired", timeout=10)
+        assert expired.data["pump_id"] == 1 and expired.data["fill_id"] == fill["fill_id"]
+        st.wait_event(lambda e: e.topic == "fill.zero" and e.data["fill_id"] == fill["fill_id"], timeout=10)
+        st.wait_state(1, "idle")
+        assert st.forecourt.pump(2)["state"] == "fuelling"
+        st.sim.hang(2)
+        done = st.wait_event(lambda e: e.topic == "fill.finished" and e.data["pump_id"] == 2)
+        assert done.data["volume_ml"] > 0
+        assert [f["state"] for f in st.fills() if f["pump_id"] == 1] == ["zero"]
+        # the pump takes the next customer's authorization as usual
+        st.forecourt.authorize(1)
+        st.wait_state(1, "authorized")
+        assert st.sim.status(1)["authorizations"] == 2

@@ -103,6 +103,12 @@ class CheckoutService:
                         self._settle_prepaid_fill(ev.data)
                     else:
                         self.plate.on_fill_finished(ev.data)
+                elif ev.topic == "fill.zero" and self.agent.forecourt is not None:
+                    # nothing delivered (hung up without fuel, authorization expired or refused): a paid
+                    # prepay is refunded in full, a mobile order reports 0 so the center refunds it
+                    fill = self.agent.forecourt.fill(str(ev.data["fill_id"]))
+                    if fill.get("order_id") and not self.mobile.on_fill_finished(fill):
+                        self._settle_prepaid_fill(fill)
                 elif ev.topic == "center.mobile_order.release" and ev.data.get("status") == "applied":
                     self.mobile.on_released(str((ev.data.get("result") or {}).get("order_id")))
                 elif ev.topic == "sync.link" and ev.data.get("link") == "center" and ev.data.get("up"):

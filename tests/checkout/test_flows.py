@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from agent.money import amount_for_volume
@@ -313,3 +314,20 @@ def test_prepay_by_volume_fills_exactly_and_needs_no_refund(shop: Shop) -> None:
                                                          "tenders": [{"tender": "cash", "amount_fen": 100}]})
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "nozzle_required"
+
+
+def test_a_prepay_whose_authorization_expires_unused_is_refunded_in_full(shop: Shop) -> None:
+    """The customer paid 200 yuan and drove off: the authorization is cancelled and the money goes back."""
+    r = shop.api.post("/api/v1/pumps/1/prepay", json={
+        "preset_amount_fen": 20_000, "tenders": [{"tender": "cash", "amount_fen": 20_000}]})
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order"]["order_id"]
+    auth = shop.st.wait_event(lambda e: e.topic == "prepay.authorized" and e.data["order_id"] == order_id)
+    shop.st.wait_state(1, "authorized")
+    assert shop.st.forecourt.expire_authorizations(time.monotonic() + 3600) == [1]  # as if 1 h went by
+    shop.st.wait_event(lambda e: e.topic == "fill.zero" and e.data["fill_id"] == auth.data["fill_id"])
+    under = shop.st.wait_event(lambda e: e.topic == "prepay.underrun" and e.data["order_id"] == order_id)
+    assert under.data["amount_fen"] == 20_000
+    (refund,) = under.data["refunds"]
+    assert (refund["tender"], refund["state"], refund["amount_fen"]) == ("cash", "done", 20_000)
+    shop.st.wait_state(1, "idle")
