@@ -79,6 +79,8 @@ __all__ = ["Forecourt", "LineFactory", "line_configs"]
 LineFactory = Callable[[LineConfig, EventSink], LineDriver]
 
 LINE_RETRY_S = 5.0
+#: an authorized fill whose pump still shows idle this long after the authorization was not taken
+AUTHORIZE_TAKE_S = 10.0
 OPEN_STATES = ("authorized", "fuelling", "needs_reconciliation")
 BUSY_STATES = frozenset({PumpState.AUTHORIZED, PumpState.STARTED, PumpState.FUELLING, PumpState.SUSPENDED,
                          PumpState.END_OF_TRANSACTION})
@@ -177,8 +179,7 @@ class Forecourt:
         self._restore()
         self._thread = threading.Thread(target=self._run, name="forecourt", daemon=True)
         self._thread.start()
-        if self._policy.authorization_timeout_s > 0:
-            threading.Thread(target=self._expire_run, name="forecourt-auth-expiry", daemon=True).start()
+        threading.Thread(target=self._expire_run, name="forecourt-auth-expiry", daemon=True).start()
         for line in self._lines:
             driver = self._factory(line, self.sink)
             self._all_drivers.append(driver)
@@ -215,12 +216,36 @@ class Forecourt:
             self._thread.join(timeout=10)
 
     def _expire_run(self) -> None:
-        """Once a second: cancel authorizations still unused after ``policy.authorization_timeout_s``."""
+        """Once a second: authorizations the pump never took, and ones unused after the policy timeout."""
         while not self._closing.wait(1.0):
             try:
-                self.expire_authorizations(time.monotonic())
+                now = time.monotonic()
+                self.settle_untaken_authorizations(now)
+                self.expire_authorizations(now)
             except Exception:  # never let the timer die
                 log.exception("authorization expiry check failed")
+
+    def settle_untaken_authorizations(self, now: float) -> list[int]:
+        """An open fill whose pump has shown idle for ``AUTHORIZE_TAKE_S`` since the authorization, and was
+        never seen busy, was not taken by the pump (frame acknowledged but not executed, line dropped inside
+        the driver's confirmation window, ...).  Left alone it would block the pump for good ("a fill is in
+        progress"), so the totalizers are read (R7) and the fill is settled: a sale if a meter moved, else
+        zero.  Returns the pumps being settled."""
+        due = []
+        with self._lock:
+            for view in self._views.values():
+                if (view.fill_id is not None and not view.fill_seen_busy and view.recovering is None
+                        and view.state in (PumpState.IDLE, PumpState.CALLING) and view.authorized_at is not None
+                        and now - view.authorized_at >= AUTHORIZE_TAKE_S):
+                    due.append((view, view.fill_id))
+                    view.authorized_at = now  # asked again after another AUTHORIZE_TAKE_S if unanswered
+        for view, fill_id in due:
+            log.warning("pump %s: idle %.0f s after authorizing fill %s: the pump did not take it; settling "
+                        "from the totalizers", view.pump_id, AUTHORIZE_TAKE_S, fill_id)
+            self._bus.publish("pump.alert", {"pump_id": view.pump_id, "fill_id": fill_id,
+                                             "reason": "authorization not taken by the pump"})
+            self._start_recovery(view, fill_id)
+        return [v.pump_id for v, _ in due]
 
     def expire_authorizations(self, now: float) -> list[int]:
         """STOP every pump whose open fill is still only AUTHORIZED (no nozzle lifted, no flow) after the
@@ -367,7 +392,8 @@ class Forecourt:
         elif state in (PumpState.AUTHORIZED, PumpState.STARTED) and row["state"] == "needs_reconciliation":
             self._set_fill_state(fill_id, "authorized")
         elif state in (PumpState.IDLE, PumpState.CALLING, PumpState.STOPPED) and (
-                view.fill_seen_busy or row["state"] == "needs_reconciliation") and view.recovering != fill_id:
+                view.fill_seen_busy or row["state"] == "needs_reconciliation" or before == PumpState.OFFLINE
+        ) and view.recovering != fill_id:
             # Back to idle without a reported sale.  Never assume nothing was sold: read the
             # totalizers first (a fill that ended while the agent was down shows only there, R7).
             self._start_recovery(view, fill_id)
@@ -507,9 +533,11 @@ class Forecourt:
         if clear:
             self._submit(ClearTransaction(view.pump_id))
         with self._lock:
-            if view.fill_id is not None:
+            if view.fill_id == fill_id or new:
+                # a replayed report of an earlier sale (new is False, another id) must not detach the
+                # fill the pump was authorized for since
                 view.fill_id = None
-            view.fill_seen_busy = False
+                view.fill_seen_busy = False
             if ev.nozzle is not None and ev.volume_total_ml is not None and ev.amount_total_fen is not None:
                 view.totals[ev.nozzle] = (ev.volume_total_ml, ev.amount_total_fen)
         if new:

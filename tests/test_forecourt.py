@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from agent.errors import Conflict, InvalidRequest
+from agent.forecourt import AUTHORIZE_TAKE_S
 from tests.forecourt_harness import Station, station
 
 
@@ -339,3 +342,44 @@ def test_an_authorization_nobody_uses_is_cancelled_and_ends_as_a_zero_sale(tmp_p
         st.forecourt.authorize(1)
         st.wait_state(1, "authorized")
         assert st.sim.status(1)["authorizations"] == 2
+
+
+def test_an_authorization_the_pump_never_took_does_not_block_the_pump(tmp_path: Path) -> None:
+    """The pump acknowledged the authorize frame but never showed AUTHORIZED, and the line dropped before
+    the driver's confirmation timer fired: the agent must not keep the fill open (and the pump refused,
+    409) forever.  After a short grace it reads the totalizers and closes the fill as a zero sale."""
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        for _ in range(2):  # the meter readings the agent takes when a pump first shows idle
+            st.wait_event(lambda e: e.topic == "pump.totals")
+        pump = st.sim.pump(1)
+        real = pump.authorize
+        reached = threading.Event()
+        pump.authorize = lambda *a, **k: reached.set() or False  # type: ignore[method-assign]  # ACKed, not done
+        fill = st.forecourt.authorize(1)
+        assert reached.wait(5)
+        st.sim.offline(1, 1.5)  # the link drops inside the confirmation window
+        st.wait_state(1, "offline")
+        st.wait_state(1, "idle", timeout=15)
+        zero = st.wait_event(lambda e: e.topic == "fill.zero" and e.data["fill_id"] == fill["fill_id"], timeout=30)
+        assert zero.data["note"] == "no delivery (totalizers unchanged)"
+        assert [f["state"] for f in st.fills()] == ["zero"]
+        pump.authorize = real  # type: ignore[method-assign]
+        st.forecourt.authorize(1)  # the next customer is served
+        st.wait_state(1, "authorized")
+        # a pump that shows AUTHORIZED took it: never settled behind the customer's back
+        assert st.forecourt.settle_untaken_authorizations(time.monotonic() + 100) == []
+
+        # still idle AUTHORIZE_TAKE_S after the authorization (checked once a second): settled the same way
+        st.seen.clear()  # from here on, only events of this sale
+        st.sim.lift(1, 1)
+        st.wait_state(1, "fuelling")
+        st.sim.hang(1)
+        st.wait_event(lambda e: e.topic == "fill.finished")
+        st.wait_state(1, "idle")
+        pump.authorize = lambda *a, **k: False  # type: ignore[method-assign]
+        second = st.forecourt.authorize(1)
+        assert st.forecourt.settle_untaken_authorizations(time.monotonic() + AUTHORIZE_TAKE_S) == [1]
+        zero = st.wait_event(lambda e: e.topic == "fill.zero" and e.data["fill_id"] == second["fill_id"])
+        assert zero.data["note"] == "no delivery (totalizers unchanged)"
+        assert st.forecourt.pump(1)["state"] == "idle" and st.forecourt.pump(1)["fill_id"] is None

@@ -136,7 +136,10 @@ class Station:
             try:
                 wait_until(settled, 60, "every fill paid")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}: still open {self.open_work()}; ops {self.ops.counts}") from None
+                journal = self.m.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat", "-n", "60").stdout
+                pumps = {p: self.sim.status(p) for p in range(1, PUMPS + 1)}
+                raise AssertionError(f"{exc}: still open {self.open_work()}; ops {self.ops.counts}; "
+                                     f"pumps {pumps}; journal:\n{journal}") from None
         finally:
             settle.close()
             for c in late.values():
