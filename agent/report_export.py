@@ -46,6 +46,10 @@ def _meta(report: dict[str, Any]) -> list[tuple[str, str]]:
     if kind == "shift":
         out += [("shift_id", report["shift_id"]), ("scope", report["scope"]), ("cashier", str(report["cashier"])),
                 ("opened_at", _when(report["opened_at_ms"])), ("closed_at", _when(report.get("closed_at_ms")))]
+        if report.get("forced"):  # closed over open items by a manager: who, why, and what was left
+            out += [("forced_by", str(report.get("closed_by") or "")),
+                    ("force_reason", str(report.get("force_reason") or "")),
+                    ("left_open", str(len(report.get("blockers_at_close") or [])))]
     else:
         out += [("period", report["label"]), ("from", _when(report["start_ms"])), ("to", _when(report["end_ms"]))]
     return out
@@ -255,8 +259,16 @@ def to_pdf(report: dict[str, Any]) -> bytes:
         font))
     story.append(Paragraph("泵码对账 Meter reconciliation (L)", h2))
     story.append(_table([["油枪", "开班 open", "交班 close", "泵码 meter", "销售 sold", "自检 test", "差 variance"]] + [
-        [str(m["nozzle"]), _l(m.get("open_ml")), _l(m.get("close_ml")), _l(m["meter_ml"]), _l(m["sold_ml"]),
-         _l(m["test_ml"]), _l(m["variance_ml"])] for m in report["meter"]], font))
+        [str(m["nozzle"]), _l(m.get("open_ml"), m.get("open_source")), _l(m.get("close_ml"), m.get("close_source")),
+         _l(m["meter_ml"]), _l(m["sold_ml"]), _l(m["test_ml"]), _l(m["variance_ml"])] for m in report["meter"]], font))
+    if any("manual" in (m.get("open_source"), m.get("close_source")) for m in report["meter"]):
+        story.append(Paragraph("* 手工录入的泵码 typed from the dispenser's counter", body))
+    if report.get("forced"):
+        story.append(Paragraph("强制班结 Forced close", h2))
+        story.append(_table([["操作人 by", "原因 reason"], [str(report.get("closed_by") or ""),
+                                                          str(report.get("force_reason") or "")]]
+                            + [[str(b.get("code", "")), str(b.get("message", ""))]
+                               for b in report.get("blockers_at_close") or []], font))
     if report["refunds"]["by_reason"] or report["discounts"]["by_rule"]:
         story.append(Paragraph("退款与优惠 Refunds and discounts", h2))
         story.append(_table([["类别 kind", "项 key", "次数 times", "金额 amount"]]
@@ -271,5 +283,5 @@ def to_pdf(report: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def _l(ml: int | None) -> str:
-    return "-" if ml is None else format_ml(ml)
+def _l(ml: int | None, source: str | None = None) -> str:
+    return "-" if ml is None else format_ml(ml) + ("*" if source == "manual" else "")

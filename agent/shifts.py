@@ -249,8 +249,12 @@ class ShiftService:
     # ------------------------------------------------------------ close / handover
     def close(self, shift_id: str, *, actor: str, declared_cash_fen: int | None, force: bool = False,
               manual_readings: dict[int, int] | None = None, handover_to: str | None = None,
-              next_float_fen: int = 0) -> dict[str, Any]:
-        """Close (and optionally hand over); repeated requests return the stored result."""
+              next_float_fen: int = 0, reason: str = "") -> dict[str, Any]:
+        """Close (and optionally hand over); repeated requests return the stored result.
+
+        ``force`` closes over the pre-check's blockers (the caller checks the manager role); it needs a
+        ``reason``, kept in the report and the audit log with the blockers it overrode."""
+        reason = (reason or "").strip()
         if declared_cash_fen is not None and (isinstance(declared_cash_fen, bool) or not isinstance(
                 declared_cash_fen, int) or not 0 <= declared_cash_fen <= 100_000_000):
             raise InvalidRequest("declared_cash_fen: integer fen >= 0", code="bad_amount")
@@ -262,6 +266,9 @@ class ShiftService:
             if blockers and not force:
                 raise Conflict(f"the shift cannot close yet: {len(blockers)} item(s) to settle first",
                                code="shift_close_blocked", blockers=blockers)
+            if blockers and len(reason) < 2:
+                raise InvalidRequest("a forced close needs a reason (what is left open, and why)",
+                                     code="force_reason_needed", blockers=blockers)
             readings = self.read_meters(manual_readings)
             next_id = self.agent.ids.new_id() if handover_to else None
             now = self.agent.clock.now_ms()
@@ -274,9 +281,13 @@ class ShiftService:
                 late_blockers = self.precheck(shift_id, db)
                 if late_blockers and not force:
                     raise Conflict("the shift cannot close yet", code="shift_close_blocked", blockers=late_blockers)
+                if late_blockers and len(reason) < 2:
+                    raise InvalidRequest("a forced close needs a reason", code="force_reason_needed",
+                                         blockers=late_blockers)
                 report = shift_report(db, row, closed_at_ms=now, close_readings=readings,
                                       declared_cash_fen=declared_cash_fen, nozzles=self.nozzles, station=self.station)
-                report |= {"closed_by": actor, "forced": bool(force and late_blockers),
+                forced = bool(force and late_blockers)
+                report |= {"closed_by": actor, "forced": forced, "force_reason": reason if forced else None,
                            "blockers_at_close": late_blockers, "next_shift_id": next_id}
                 db.execute("UPDATE shifts SET state = 'closed', closed_at_ms = ?, closed_by = ?, declared_cash_fen = ?,"
                            " close_readings = ?, forced = ?, next_shift_id = ?, report = ? WHERE shift_id = ?"
@@ -286,6 +297,7 @@ class ShiftService:
                 add_audit(db, at_ms=now, actor=actor, action="shift.force_close" if report["forced"] else "shift.close",
                           target=f"shift:{shift_id}", before={"state": "open", "blockers": late_blockers},
                           after={"state": "closed", "declared_cash_fen": declared_cash_fen,
+                                 "reason": report["force_reason"],
                                  "over_short_fen": report["cash"]["over_short_fen"],
                                  "meter_variance_ml": report["meter_variance_ml"], "next_shift_id": next_id})
                 enqueue(db, event_id=f"shift:{shift_id}:closed", aggregate="shift", aggregate_id=shift_id,

@@ -438,6 +438,7 @@ class CashierWindow(QMainWindow):
     def open_shift(self) -> None:
         self.shift_page.grade_names = dict(self.board.grade_names)
         self.shift_page.station_name = self.station_label.text()
+        self.shift_page.session = self.session
         self.pages.setCurrentWidget(self.shift_page)
         self.shift_page.refresh()
 

@@ -191,6 +191,13 @@ def report_sections(report: dict[str, Any], grade_names: dict[str, str] | None =
                 (tr("rep.over_short"), _signed_fen(over)))
         out.append(Section(tr("rep.cash"), (tr("rep.item"), tr("rep.value")), rows, (False, True),
                            (3,) if over else ()))
+    if report.get("forced"):
+        left = report.get("blockers_at_close") or []
+        rows_f = [(tr("rep.forced_by"), str(report.get("closed_by") or "")),
+                  (tr("rep.forced_reason"), str(report.get("force_reason") or "—"))]
+        rows_f += [(tr("rep.forced_open"), f"{what} — {todo}") for what, todo in blocker_lines(left)]
+        out.append(Section(tr("rep.forced"), (tr("rep.item"), tr("rep.value")), tuple(rows_f), (False, False),
+                           tuple(range(len(rows_f)))))
     meter = report.get("meter") or []
     if meter:
         rows_m, alert = [], []
@@ -198,8 +205,11 @@ def report_sections(report: dict[str, Any], grade_names: dict[str, str] | None =
             var = m.get("variance_ml")
             if var:
                 alert.append(i)
+            meter_ml = _ml(m.get("meter_ml"))
+            if "manual" in (m.get("open_source"), m.get("close_source")):
+                meter_ml = tr("rep.manual_mark", ml=meter_ml)
             rows_m.append((tr("pump.nozzle", n=m["nozzle"]), tr("pump.title", n=m["pump_id"]),
-                           names.get(str(m["grade"]), str(m["grade"])), _ml(m.get("meter_ml")), _ml(m.get("sold_ml")),
+                           names.get(str(m["grade"]), str(m["grade"])), meter_ml, _ml(m.get("sold_ml")),
                            _ml(m.get("test_ml")), _signed_ml(var)))
         out.append(Section(tr("rep.meter"), (tr("rep.nozzle"), tr("rep.pump"), tr("rep.grade"), tr("rep.meter_ml"),
                                               tr("rep.sold_ml"), tr("rep.test_ml"), tr("rep.variance")),

@@ -8,12 +8,21 @@ Calls (``agent/api/manager.py``), all made in the logged-in cashier's name:
 * ``POST /api/v1/manager/shifts/{id}/close`` ``{"declared_cash_fen"}`` — 409
   ``shift_close_blocked`` carries the blockers, which are listed again;
 * ``POST /api/v1/manager/shifts/{id}/handover`` ``{"to_cashier", "declared_cash_fen", "float_fen"}``;
-* ``POST /api/v1/manager/shifts/{id}/report/print`` and ``GET …/report?format=pdf``.
+* ``POST /api/v1/manager/shifts/{id}/report/print`` and ``GET …/report?format=pdf``;
+* ``GET  /api/v1/manager/meters`` — every gun's totalizer as the close would take it, with its
+  source (pump / last fill / unknown).
+
+Meter readings: the table lists each gun's totalizer.  A gun the agent cannot
+read from its pump (line down, pump offline) is editable: the manager types the
+counter shown on the dispenser, and the close sends it as ``readings`` (marked
+"typed" on the report).  Forced close: with blockers left, a manager (only; the
+agent checks the role again) may close anyway after giving a reason in the
+confirmation dialog; the reason and the overridden blockers stay on the report
+and in the audit log.
 
 The PDF is saved to a path chosen with ``save_dialog`` (a replaceable attribute:
 tests inject one; STYLE.md §5) and written by the API worker thread.  The
-report is rendered from ``managermodels.report_sections``.  Limits: a forced
-close (manager) and manual meter readings are not offered here.
+report is rendered from ``managermodels.report_sections``.
 """
 
 from __future__ import annotations
@@ -23,16 +32,21 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
     QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
     QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -40,12 +54,78 @@ from PySide6.QtWidgets import (
 
 from ui.client import ApiClient, ApiError
 from ui.i18n import error_text, tr
-from ui.managermodels import blocker_lines, report_sections, sections_html
+from ui.managermodels import CashierSession, blocker_lines, report_sections, sections_html
 from ui.viewmodels import money, parse_amount
 
-__all__ = ["ShiftPage", "ask_pdf_path"]
+__all__ = ["ForceCloseDialog", "ShiftPage", "ask_pdf_path", "meter_text", "parse_meter"]
 
 BASE = "/api/v1/manager/shifts"
+METERS = "/api/v1/manager/meters"
+
+
+def meter_text(ml: int | None) -> str:
+    """A totalizer in litres with two decimals as typed on a dispenser (``""`` when unknown)."""
+    return "" if ml is None else f"{ml // 1000}.{ml % 1000 // 10:02d}"
+
+
+def parse_meter(text: str) -> int:
+    """A totalizer typed in litres (``"123456.78"``) to mL; ``ValueError`` if not a number >= 0."""
+    whole, _, frac = text.strip().replace(",", "").partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()) or len(frac) > 3 or len(whole) > 10:
+        raise ValueError(text)
+    return int(whole) * 1000 + int((frac + "000")[:3])
+
+
+class ForceCloseDialog(QDialog):
+    """The manager's confirmation of a forced close: what is still open, and a reason (required)."""
+
+    confirmed = Signal(str)
+
+    def __init__(self, blockers: list[dict[str, Any]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("force_close_dialog")
+        self.setWindowTitle(tr("shift.force_title"))
+        self.setMinimumWidth(520)
+        lay = QVBoxLayout(self)
+        head = QLabel(tr("shift.force_text"), self)
+        head.setWordWrap(True)
+        head.setStyleSheet("font-size: 15px; color: #B71C1C; font-weight: bold;")
+        lay.addWidget(head)
+        self.items = QListWidget(self)
+        self.items.setWordWrap(True)
+        for what, todo in blocker_lines(blockers):
+            self.items.addItem(f"⚠ {what}\n    {tr('shift.todo', action=todo)}")
+        lay.addWidget(self.items, 1)
+        form = QFormLayout()
+        self.reason = QLineEdit(self)
+        self.reason.setObjectName("force_reason")
+        self.reason.setMinimumHeight(40)
+        self.reason.setMaxLength(200)
+        form.addRow(QLabel(tr("shift.force_reason"), self), self.reason)
+        lay.addLayout(form)
+        self.error = QLabel("", self)
+        self.error.setStyleSheet("color: #B71C1C;")
+        lay.addWidget(self.error)
+        row = QHBoxLayout()
+        self.cancel_button = QPushButton(tr("dlg.cancel"), self)
+        self.cancel_button.setMinimumHeight(44)
+        self.cancel_button.clicked.connect(self.reject)
+        self.ok_button = QPushButton(tr("shift.force_confirm"), self)
+        self.ok_button.setObjectName("force_confirm")
+        self.ok_button.setMinimumHeight(44)
+        self.ok_button.setStyleSheet("background: #B71C1C; color: white; font-weight: bold; border-radius: 6px;")
+        self.ok_button.clicked.connect(self._ok)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.ok_button)
+        lay.addLayout(row)
+
+    def _ok(self) -> None:
+        reason = self.reason.text().strip()
+        if len(reason) < 2:
+            self.error.setText(tr("shift.force_need_reason"))
+            return
+        self.confirmed.emit(reason)
+        self.accept()
 
 
 def ask_pdf_path(parent: QWidget, title: str, suggested: str) -> str:
@@ -75,6 +155,9 @@ class ShiftPage(QFrame):
         self.grade_names: dict[str, str] = {}
         self.station_name = ""
         self.save_dialog: Callable[[QWidget, str, str], str] = ask_pdf_path  #: replaceable (tests)
+        self.session: CashierSession | None = None  #: who is logged in (set by the window)
+        self.meters: list[dict[str, Any]] = []
+        self.force_dialog: ForceCloseDialog | None = None
 
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
@@ -145,8 +228,9 @@ class ShiftPage(QFrame):
         self.close_button = QPushButton(self)
         self.close_button.setObjectName("shift_close")
         self.close_button.setMinimumHeight(50)
-        self.close_button.setStyleSheet("background: #2E7D32; color: white; font-size: 18px; font-weight: bold;"
-                                        " border-radius: 8px;")
+        self.close_button.setStyleSheet("QPushButton { background: #2E7D32; color: white; font-size: 18px;"
+                                        " font-weight: bold; border-radius: 8px; }"
+                                        " QPushButton:disabled { background: #C8E6C9; color: #F1F8E9; }")
         self.close_button.clicked.connect(self.close_shift)
         self.handover_button = QPushButton(self)
         self.handover_button.setObjectName("shift_handover")
@@ -155,6 +239,13 @@ class ShiftPage(QFrame):
         row.addWidget(self.close_button, 1)
         row.addWidget(self.handover_button, 1)
         left.addLayout(row)
+        self.force_button = QPushButton(self)
+        self.force_button.setObjectName("shift_force")
+        self.force_button.setMinimumHeight(40)
+        self.force_button.setStyleSheet("QPushButton { color: #B71C1C; font-weight: bold; }"
+                                        " QPushButton:disabled { color: #BDBDBD; }")
+        self.force_button.clicked.connect(self.force_close)
+        left.addWidget(self.force_button)
         row2 = QHBoxLayout()
         self.print_button = QPushButton(self)
         self.print_button.setObjectName("shift_print")
@@ -171,10 +262,40 @@ class ShiftPage(QFrame):
         left_w.setLayout(left)
         left_w.setFixedWidth(360)
         body.addWidget(left_w)
+        right = QVBoxLayout()
+        self.meter_box = QFrame(self)
+        self.meter_box.setObjectName("shift_meter_box")
+        mbox = QVBoxLayout(self.meter_box)
+        mbox.setContentsMargins(0, 0, 0, 0)
+        mhead = QHBoxLayout()
+        self.meter_title = QLabel(self)
+        self.meter_title.setStyleSheet("font-size: 16px; font-weight: bold;")
+        self.meter_button = QPushButton(self)
+        self.meter_button.setObjectName("shift_read_meters")
+        self.meter_button.setMinimumHeight(36)
+        self.meter_button.clicked.connect(self.read_meters)
+        mhead.addWidget(self.meter_title, 1)
+        mhead.addWidget(self.meter_button)
+        mbox.addLayout(mhead)
+        self.meter_hint = QLabel(self)
+        self.meter_hint.setWordWrap(True)
+        self.meter_hint.setStyleSheet("color: #555;")
+        mbox.addWidget(self.meter_hint)
+        self.meter_table = QTableWidget(0, 5, self)
+        self.meter_table.setObjectName("shift_meters")
+        self.meter_table.verticalHeader().setVisible(False)
+        self.meter_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.meter_table.setEditTriggers(QAbstractItemView.EditTrigger.AllEditTriggers)
+        self.meter_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.meter_table.verticalHeader().setDefaultSectionSize(28)
+        self.meter_table.setMaximumHeight(260)
+        mbox.addWidget(self.meter_table)
+        right.addWidget(self.meter_box)
         self.view = QTextBrowser(self)
         self.view.setObjectName("shift_report")
         self.view.setOpenLinks(False)
-        body.addWidget(self.view, 1)
+        right.addWidget(self.view, 1)
+        body.addLayout(right, 1)
         root.addLayout(body, 1)
         self.retranslate()
         self._show_state()
@@ -193,6 +314,13 @@ class ShiftPage(QFrame):
         self.handover_button.setText(tr("shift.handover"))
         self.print_button.setText(tr("shift.print"))
         self.pdf_button.setText(tr("shift.pdf"))
+        self.force_button.setText(tr("shift.force"))
+        self.meter_title.setText(tr("shift.meters"))
+        self.meter_button.setText(tr("shift.read_meters"))
+        self.meter_hint.setText(tr("shift.meters_hint"))
+        self.meter_table.setHorizontalHeaderLabels([tr("rep.nozzle"), tr("rep.pump"), tr("rep.grade"),
+                                                    tr("shift.meter_reading"), tr("shift.meter_source")])
+        self._show_meters()
         self._show_state()
         self._show_blockers()
         self._show_report()
@@ -205,11 +333,66 @@ class ShiftPage(QFrame):
             w.setEnabled(open_)
         for w in (self.print_button, self.pdf_button):
             w.setEnabled(self.report_shift_id is not None)
+        self.meter_box.setVisible(open_)
+        manager = self.session is not None and self.session.may("manager")
+        self.force_button.setVisible(manager)
+        self.force_button.setEnabled(open_ and manager and bool(self.blockers))
         if open_ and s is not None:
             self.info.setText(tr("shift.opened", id=str(s["shift_id"])[-6:], cashier=s.get("cashier"),
                                  time=_time(s.get("opened_at_ms")), float=money(int(s.get("float_fen") or 0))))
         else:
             self.info.setText(tr("shift.none"))
+
+    def _show_meters(self) -> None:
+        t = self.meter_table
+        t.setRowCount(len(self.meters))
+        for i, m in enumerate(self.meters):
+            source = str(m.get("source") or "none")
+            cells = (tr("pump.nozzle", n=m["nozzle"]), tr("pump.title", n=m["pump_id"]),
+                     self.grade_names.get(str(m["grade"]), str(m["grade"])),
+                     meter_text(m.get("volume_total_ml")), tr(f"meter.src.{source}"))
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                editable = col == 3 and source != "pump"
+                flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                item.setFlags(flags | Qt.ItemFlag.ItemIsEditable if editable else flags)
+                if editable:
+                    item.setBackground(Qt.GlobalColor.yellow if source == "none" else Qt.GlobalColor.white)
+                if col == 3:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if col == 4 and source == "none":
+                    item.setForeground(Qt.GlobalColor.red)
+                t.setItem(i, col, item)
+        first = next((i for i, m in enumerate(self.meters) if m.get("source") != "pump"), None)
+        target = None if first is None else t.item(first, 3)
+        if target is not None:  # the reading to type is in view
+            t.scrollToItem(target, QAbstractItemView.ScrollHint.PositionAtCenter)
+
+    def manual_readings(self) -> dict[str, int] | None:
+        """Totalizers the manager typed (gun -> mL) for guns not read from their pump; None if one is bad."""
+        out: dict[str, int] = {}
+        for i, m in enumerate(self.meters):
+            item = self.meter_table.item(i, 3)
+            if m.get("source") == "pump" or item is None:
+                continue
+            text = item.text().strip()
+            if not text or text == meter_text(m.get("volume_total_ml")):
+                continue  # untouched: the agent falls back to the last fill's reading itself
+            try:
+                out[str(m["nozzle"])] = parse_meter(text)
+            except ValueError:
+                self.message.emit(tr("shift.bad_meter", gun=m["nozzle"]), True)
+                return None
+        return out
+
+    def _close_body(self, declared: int) -> dict[str, Any] | None:
+        readings = self.manual_readings()
+        if readings is None:
+            return None
+        body: dict[str, Any] = {"declared_cash_fen": declared}
+        if readings:
+            body["readings"] = readings
+        return body
 
     def _show_blockers(self) -> None:
         self.blocker_list.clear()
@@ -247,6 +430,16 @@ class ShiftPage(QFrame):
         self._show_blockers()
         if self.shift is not None:
             self.precheck()
+            self.read_meters()
+
+    def read_meters(self) -> None:
+        """Ask the agent for every gun's totalizer (the pumps are read on the agent's side)."""
+        self.api.call("GET", METERS, on_ok=self._on_meters, on_error=self._fail)
+
+    def _on_meters(self, body: Any) -> None:
+        rows = body.get("readings") if isinstance(body, dict) else None
+        self.meters = [r for r in rows if isinstance(r, dict) and "nozzle" in r] if isinstance(rows, list) else []
+        self._show_meters()
 
     def open_shift(self) -> None:
         text = self.float_edit.text().strip()
@@ -271,6 +464,7 @@ class ShiftPage(QFrame):
     def _on_precheck(self, body: Any) -> None:
         self.blockers = list((body or {}).get("blockers") or []) if isinstance(body, dict) else []
         self._show_blockers()
+        self._show_state()
 
     def _declared(self) -> int | None:
         text = self.declared_edit.text().strip()
@@ -286,9 +480,36 @@ class ShiftPage(QFrame):
         declared = self._declared()
         if self.shift is None or declared is None:
             return
+        body = self._close_body(declared)
+        if body is None:
+            return
         self.close_button.setEnabled(False)
-        self.api.call("POST", f"{BASE}/{self.shift['shift_id']}/close", {"declared_cash_fen": declared},
+        self.api.call("POST", f"{BASE}/{self.shift['shift_id']}/close", body,
                       on_ok=self._on_closed, on_error=self._close_failed)
+
+    def force_close(self) -> None:
+        """Manager only: close over the blockers after confirming them and giving a reason."""
+        declared = self._declared()
+        if self.shift is None or declared is None or not self.blockers:
+            return
+        body = self._close_body(declared)
+        if body is None:
+            return
+        shift_id = str(self.shift["shift_id"])
+        dialog = ForceCloseDialog(self.blockers, self)
+        self.force_dialog = dialog
+
+        def go(reason: str) -> None:
+            self.force_button.setEnabled(False)
+            self.api.call("POST", f"{BASE}/{shift_id}/close", {**body, "force": True, "reason": reason},
+                          on_ok=self._on_forced, on_error=self._close_failed)
+
+        dialog.confirmed.connect(go)
+        dialog.open()
+
+    def _on_forced(self, report: Any) -> None:
+        self._on_closed(report)
+        self.message.emit(tr("shift.forced_done"), False)
 
     def handover(self) -> None:
         to = self.to_edit.text().strip()
@@ -298,9 +519,12 @@ class ShiftPage(QFrame):
         declared = self._declared()
         if self.shift is None or declared is None:
             return
+        body = self._close_body(declared)
+        if body is None:
+            return
         self.handover_button.setEnabled(False)
         self.api.call("POST", f"{BASE}/{self.shift['shift_id']}/handover",
-                      {"to_cashier": to, "declared_cash_fen": declared, "float_fen": 0},
+                      {**body, "to_cashier": to, "float_fen": 0},
                       on_ok=self._on_handed_over, on_error=self._close_failed)
 
     def _on_closed(self, report: Any) -> None:
@@ -310,6 +534,8 @@ class ShiftPage(QFrame):
         self.report_shift_id = str(report.get("shift_id") or (self.shift or {}).get("shift_id"))
         self.shift = None
         self.blockers = []
+        self.meters = []
+        self._show_meters()
         self.declared_edit.clear()
         self._show_state()
         self._show_blockers()

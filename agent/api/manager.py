@@ -57,6 +57,8 @@ class OpenIn(_Body):
 class CloseIn(_Body):
     declared_cash_fen: Fen | None = None
     force: bool = False
+    #: why a forced close overrides the pre-check (required when something is still open)
+    reason: Annotated[str, Field(max_length=200)] = ""
     readings: Readings | None = None
 
 
@@ -149,6 +151,23 @@ def get_shift(shift_id: str, request: Request, _: Auth) -> dict[str, Any]:
     return _mgr(request).shifts.get(shift_id)
 
 
+@router.get("/meters")
+def meters(request: Request, _: Auth) -> dict[str, Any]:
+    """The totalizer of every gun as a shift close would take it now: read from each idle pump
+    (``source: pump``), else the end reading of its last fill (``last_fill``), else unknown (``none``):
+    what the close screen shows so the manager can type the dispenser's counter where the pump cannot
+    be read."""
+    mgr = _mgr(request)
+    got = mgr.shifts.read_meters()
+    rows = []
+    for gun, (pump_id, grade) in sorted(mgr.shifts.nozzles.items()):
+        r = got.get(str(gun)) or {}
+        rows.append({"nozzle": gun, "pump_id": pump_id, "grade": grade,
+                     "volume_total_ml": r.get("volume_total_ml"), "amount_total_fen": r.get("amount_total_fen"),
+                     "source": r.get("source", "none")})
+    return {"readings": rows}
+
+
 @router.get("/shifts/{shift_id}/precheck")
 def precheck(shift_id: str, request: Request, _: Auth) -> dict[str, Any]:
     blockers = _mgr(request).shifts.precheck(shift_id)
@@ -169,7 +188,7 @@ def _check_close(request: Request, who: str, shift_id: str, force: bool) -> Mana
 def close_shift(shift_id: str, body: CloseIn, request: Request, who: Auth) -> dict[str, Any]:
     mgr = _check_close(request, who, shift_id, body.force)
     return mgr.shifts.close(shift_id, actor=who, declared_cash_fen=body.declared_cash_fen, force=body.force,
-                            manual_readings=_readings(body.readings))
+                            manual_readings=_readings(body.readings), reason=body.reason)
 
 
 @router.post("/shifts/{shift_id}/handover")
@@ -177,7 +196,7 @@ def handover(shift_id: str, body: HandoverIn, request: Request, who: Auth) -> di
     mgr = _check_close(request, who, shift_id, body.force)
     return mgr.shifts.close(shift_id, actor=who, declared_cash_fen=body.declared_cash_fen, force=body.force,
                             manual_readings=_readings(body.readings), handover_to=body.to_cashier,
-                            next_float_fen=body.float_fen)
+                            next_float_fen=body.float_fen, reason=body.reason)
 
 
 @router.get("/shifts/{shift_id}/report", response_model=None)

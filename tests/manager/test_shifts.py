@@ -75,11 +75,18 @@ def test_an_order_committed_after_the_close_lands_in_the_next_shifts_late_bucket
     assert pay["state"] == "running"
     blockers = mst.call("GET", f"/api/v1/manager/shifts/{a['shift_id']}/precheck")["blockers"]
     assert [b["code"] for b in blockers] == ["payment_pending"]
-    closed = mst.call("POST", f"/api/v1/manager/shifts/{a['shift_id']}/close", json={"force": True})
+    # forcing over a blocker needs a reason, kept with the report and the audit entry
+    refused = mst.api.post(f"/api/v1/manager/shifts/{a['shift_id']}/close", json={"force": True})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "force_reason_needed", refused.text
+    assert mst.call("GET", f"/api/v1/manager/shifts/{a['shift_id']}")["state"] == "open"
+    closed = mst.call("POST", f"/api/v1/manager/shifts/{a['shift_id']}/close",
+                      json={"force": True, "reason": "customer left before paying by QR; center will confirm"})
     assert closed["forced"] is True
+    assert closed["force_reason"] == "customer left before paying by QR; center will confirm"
     assert closed["blockers_at_close"][0]["order_id"] == order["order_id"]
     forced = mst.call("GET", "/api/v1/manager/audit", params={"action": "shift.force_close"})
     assert forced[0]["before"]["blockers"][0]["code"] == "payment_pending"
+    assert forced[0]["after"]["reason"].startswith("customer left")
     b = mst.call("POST", "/api/v1/manager/shifts", 201, json={"scope": "station"})
     # the customer's payment arrives after the close
     mst.notify(pay["legs"][0])
