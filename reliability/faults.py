@@ -15,8 +15,9 @@
 
 ``FaultSchedule`` switches one or more proxies through a seeded random sequence of modes in a
 background thread, for a bounded number of steps or until ``stop()``; every switch is logged in
-``history`` so a report can say what was injected.  The center simulator's own ``FaultProxy``
-(``sync/center_sim/proxy.py``) stays as is: this proxy is chained in front of it.
+``history`` so a report can say what was injected.  The plumbing (loop thread, sockets, pipes) is
+``sync.center_sim.proxy.LoopbackProxy``, shared with the center simulator's own ``FaultProxy``;
+this proxy is chained in front of that one.
 
 Limits: loopback only (never use it toward a non-loopback address); byte-level, protocol-blind
 (``cut`` lands anywhere in the stream); one asyncio loop thread per proxy.
@@ -28,11 +29,12 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from sync.center_sim.proxy import Conn, LoopbackProxy
 
 __all__ = ["MODES", "ChaosProxy", "FaultSchedule"]
 
@@ -41,64 +43,20 @@ log = logging.getLogger(__name__)
 MODES = ("pass", "delay", "drop", "reset", "cut", "halfopen")
 
 
-def _check_loopback(host: str) -> None:
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"ChaosProxy is for loopback only, not {host!r}")
-
-
-class ChaosProxy:
+class ChaosProxy(LoopbackProxy):
     """See module docstring.  ``start()`` / ``stop()``; ``set_mode(...)`` is thread-safe."""
 
     def __init__(self, upstream: tuple[str, int], *, name: str = "chaos", listen_port: int = 0) -> None:
-        _check_loopback(upstream[0])
-        self.upstream = upstream
-        self.name = name
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", listen_port))
-        self.port: int = self._sock.getsockname()[1]
+        super().__init__(upstream, name=name, listen=("127.0.0.1", listen_port))
         self.mode = "pass"
         self.delay_s = 0.2
         self.cut_after = 40
-        self._loop = asyncio.new_event_loop()
-        self._conns: set[_Conn] = set()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"chaos-{name}", daemon=True)
         self.stats: dict[str, int] = {"connections": 0, "resets": 0, "cuts": 0, "swallowed_bytes": 0,
                                       "forwarded_bytes": 0}
 
-    # ------------------------------------------------------------ lifecycle
     def start(self) -> ChaosProxy:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("chaos proxy did not start")
+        super().start()
         return self
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._server = await asyncio.start_server(self._handle, sock=self._sock)
-            self._ready.set()
-
-        self._loop.run_until_complete(main())
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.close()
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-
-        def _close() -> None:
-            self._server.close()
-            for c in list(self._conns):
-                c.abort()
-            self._loop.stop()
-
-        self._loop.call_soon_threadsafe(_close)
-        self._thread.join(5)
 
     def __enter__(self) -> ChaosProxy:
         return self.start()
@@ -111,7 +69,6 @@ class ChaosProxy:
         """Switch the mode; ``reset`` aborts the open connections, ``cut`` arms them with ``cut_after`` bytes."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
-        done = threading.Event()
 
         def apply() -> None:
             if delay_s is not None:
@@ -125,70 +82,42 @@ class ChaosProxy:
                     c.abort()
                 elif mode == "cut":
                     c.budget = self.cut_after
-            done.set()
 
-        if not self._thread.is_alive():
-            apply()
-            return
-        self._loop.call_soon_threadsafe(apply)
-        done.wait(5)
+        self.in_loop(apply)
 
-    # ------------------------------------------------------------ plumbing
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # ------------------------------------------------------------ per connection / chunk
+    def admit(self) -> bool:
         self.stats["connections"] += 1
         if self.mode == "reset":
             self.stats["resets"] += 1
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        conn = _Conn(writer, up_writer, budget=self.cut_after if self.mode == "cut" else None)
-        self._conns.add(conn)
-        tasks = [asyncio.ensure_future(self._pipe(conn, reader, up_writer, upstream=True)),
-                 asyncio.ensure_future(self._pipe(conn, up_reader, writer, upstream=False))]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self._conns.discard(conn)
-            conn.abort()
+            return False
+        return True
 
-    async def _pipe(self, conn: _Conn, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *,
-                    upstream: bool) -> None:
-        while data := await src.read(65536):
-            mode = self.mode
-            if mode == "drop" or (mode == "halfopen" and not upstream):
-                self.stats["swallowed_bytes"] += len(data)
-                continue
-            if mode == "delay":
-                await asyncio.sleep(self.delay_s)
-            if conn.budget is not None:
-                if len(data) >= conn.budget:
-                    dst.write(data[:conn.budget])
-                    with contextlib.suppress(Exception):
-                        await dst.drain()
-                    self.stats["cuts"] += 1
-                    return
-                conn.budget -= len(data)
-            dst.write(data)
-            self.stats["forwarded_bytes"] += len(data)
+    def new_conn(self, conn: Conn) -> None:
+        conn.budget = self.cut_after if self.mode == "cut" else None
+
+    async def forward(self, conn: Conn, data: bytes, upstream: bool) -> bytes | None:
+        mode = self.mode
+        if mode == "drop" or (mode == "halfopen" and not upstream):
+            self.stats["swallowed_bytes"] += len(data)
+            return b""
+        if mode == "delay":
+            await asyncio.sleep(self.delay_s)
+        if conn.budget is not None:
+            if len(data) >= conn.budget:
+                self.stats["cuts"] += 1
+                await self._last(conn, data[:conn.budget], upstream)
+                return None
+            conn.budget -= len(data)
+        self.stats["forwarded_bytes"] += len(data)
+        return data
+
+    async def _last(self, conn: Conn, data: bytes, upstream: bool) -> None:
+        """Write the bytes left in the budget (``cut``); the caller then ends the connection."""
+        dst = conn.upstream if upstream else conn.client
+        dst.write(data)
+        with contextlib.suppress(Exception):
             await dst.drain()
-
-
-@dataclass(eq=False)
-class _Conn:
-    client: asyncio.StreamWriter
-    upstream: asyncio.StreamWriter
-    budget: int | None = None
-
-    def abort(self) -> None:
-        for w in (self.client, self.upstream):
-            with contextlib.suppress(Exception):
-                w.transport.abort()
 
 
 @dataclass

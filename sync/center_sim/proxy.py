@@ -1,4 +1,12 @@
-"""A small TCP proxy in front of the simulated center: outages and lost answers.
+"""Loopback TCP proxies for the simulators and the fault harness.
+
+``LoopbackProxy`` is the plumbing both share: a listening socket on loopback, one asyncio loop
+thread, ``start()`` / ``stop()``, ``in_loop(fn)`` to change state from other threads, and one
+forwarding task per direction of each connection.  A subclass decides per chunk what to do through
+``forward(conn, data, upstream)`` (return the bytes to send, ``b""`` to swallow, ``None`` to end
+the connection) and may refuse new connections in ``admit()``.
+
+``FaultProxy`` sits in front of the simulated center: outages and lost answers.
 
 * ``set_down(True)``: every open connection is reset and new ones are closed at once (the center
   is unreachable); ``set_down(False)`` heals.
@@ -6,8 +14,11 @@
   forwarded: both connections are closed, so the client sees the write vanish although it
   happened — the "success then connection drop" fault.
 
+The fault harness's ``reliability.faults.ChaosProxy`` (delay, blackhole, reset, cut, half-open) is
+the other subclass.
+
 Limits: HTTP/1.1 without pipelining (httpx does not pipeline); the marker must be in the first
-chunk of the answer (headers are written first and are small); loopback only.
+chunk of the answer (headers are written first and are small); the upstream is on loopback.
 """
 
 from __future__ import annotations
@@ -17,31 +28,55 @@ import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["FaultProxy"]
+__all__ = ["Conn", "FaultProxy", "LoopbackProxy"]
 
 log = logging.getLogger(__name__)
 
 _MARK = b"\r\nx-sim-drop: 1"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class FaultProxy:
-    def __init__(self, upstream: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+@dataclass(eq=False)
+class Conn:
+    """One proxied connection: both writers, and per-connection state a subclass may use."""
+
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter
+    budget: int | None = None  #: bytes left before the connection is cut (None: no limit)
+    awaiting_answer: bool = False  #: the client wrote since the last answer chunk
+
+    def abort(self) -> None:
+        for w in (self.client, self.upstream):
+            with contextlib.suppress(Exception):
+                w.transport.abort()
+
+
+class LoopbackProxy:
+    """See the module docstring."""
+
+    def __init__(self, upstream: tuple[str, int], *, name: str = "proxy", listen: tuple[str, int] = ("127.0.0.1", 0)
+                 ) -> None:
+        if upstream[0] not in LOOPBACK:
+            raise ValueError(f"{type(self).__name__} forwards to loopback only, not {upstream[0]!r}")
         self.upstream = upstream
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # => TCP_NODELAY
+        self.name = name
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(listen)
         self.host, self.port = self._sock.getsockname()[:2]
         self._loop = asyncio.new_event_loop()
-        self._down = False
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._conns: set[Conn] = set()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="center-proxy", daemon=True)
-        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name=f"proxy-{name}", daemon=True)
 
-    def start(self) -> FaultProxy:
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> LoopbackProxy:
         self._thread.start()
-        self._ready.wait(10)
+        if not self._ready.wait(10):
+            raise RuntimeError(f"proxy {self.name} did not start")
         return self
 
     def _run(self) -> None:
@@ -55,39 +90,56 @@ class FaultProxy:
         try:
             self._loop.run_forever()
         finally:
-            self._loop.run_until_complete(self._server.wait_closed())
             self._loop.close()
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+
         def _close() -> None:
             self._server.close()
-            for w in list(self._writers):
-                w.close()
+            self.abort_all()
             self._loop.stop()
 
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(_close)
-            self._thread.join(5)
+        self._loop.call_soon_threadsafe(_close)
+        self._thread.join(5)
 
-    def set_down(self, down: bool) -> None:
-        def _apply() -> None:
-            self._down = down
-            if down:
-                for w in list(self._writers):
-                    with contextlib.suppress(Exception):
-                        w.transport.abort()
-
+    def in_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the proxy's loop and wait for it (directly when the loop is not running)."""
+        if not self._thread.is_alive():
+            fn()
+            return
         done = threading.Event()
 
-        def _run() -> None:
-            _apply()
-            done.set()
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
 
-        self._loop.call_soon_threadsafe(_run)
+        self._loop.call_soon_threadsafe(run)
         done.wait(5)
 
+    def abort_all(self) -> None:
+        """Reset every open connection (call on the loop)."""
+        for c in list(self._conns):
+            c.abort()
+
+    # ------------------------------------------------------------ what a subclass decides
+    def admit(self) -> bool:
+        """Whether a new connection is let through (else it is reset at once)."""
+        return True
+
+    def new_conn(self, conn: Conn) -> None:
+        """A connection was set up (e.g. arm a budget)."""
+
+    async def forward(self, conn: Conn, data: bytes, upstream: bool) -> bytes | None:
+        """The bytes to pass on for ``data`` read from one side; ``b""`` swallows, ``None`` ends it."""
+        return data
+
+    # ------------------------------------------------------------ plumbing
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._down:
+        if not self.admit():
             writer.transport.abort()
             return
         try:
@@ -95,32 +147,59 @@ class FaultProxy:
         except OSError:
             writer.transport.abort()
             return
-        self._writers.update((writer, up_writer))
-        awaiting_answer = [False]
-
-        async def client_to_up() -> None:
-            while data := await reader.read(65536):
-                awaiting_answer[0] = True
-                up_writer.write(data)
-                await up_writer.drain()
-
-        async def up_to_client() -> None:
-            while data := await up_reader.read(65536):
-                if awaiting_answer[0]:
-                    awaiting_answer[0] = False
-                    if _MARK in data.lower():
-                        self.dropped += 1
-                        return
-                writer.write(data)
-                await writer.drain()
-
-        tasks = [asyncio.ensure_future(client_to_up()), asyncio.ensure_future(up_to_client())]
+        conn = Conn(writer, up_writer)
+        self.new_conn(conn)
+        self._conns.add(conn)
+        tasks = [asyncio.ensure_future(self._pipe(conn, reader, up_writer, upstream=True)),
+                 asyncio.ensure_future(self._pipe(conn, up_reader, writer, upstream=False))]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for t in tasks:
                 t.cancel()
-            for w in (writer, up_writer):
-                self._writers.discard(w)
-                with contextlib.suppress(Exception):
-                    w.transport.abort()
+            self._conns.discard(conn)
+            conn.abort()
+
+    async def _pipe(self, conn: Conn, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *,
+                    upstream: bool) -> None:
+        while data := await src.read(65536):
+            out = await self.forward(conn, data, upstream)
+            if out is None:
+                return
+            if out:
+                dst.write(out)
+                await dst.drain()
+
+
+class FaultProxy(LoopbackProxy):
+    """The center simulator's proxy: outages and lost answers (module docstring)."""
+
+    def __init__(self, upstream: tuple[str, int], listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        super().__init__(upstream, name="center", listen=listen)
+        self._down = False
+        self.dropped = 0
+
+    def start(self) -> FaultProxy:
+        super().start()
+        return self
+
+    def set_down(self, down: bool) -> None:
+        def apply() -> None:
+            self._down = down
+            if down:
+                self.abort_all()
+
+        self.in_loop(apply)
+
+    def admit(self) -> bool:
+        return not self._down
+
+    async def forward(self, conn: Conn, data: bytes, upstream: bool) -> bytes | None:
+        if upstream:
+            conn.awaiting_answer = True
+        elif conn.awaiting_answer:
+            conn.awaiting_answer = False
+            if _MARK in data.lower():
+                self.dropped += 1
+                return None
+        return data
