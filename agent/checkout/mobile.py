@@ -130,15 +130,19 @@ class MobileOrders:
         def tx(db: sqlite_utils.Database) -> None:
             db.execute("UPDATE mobile_orders SET state = 'done', updated_at_ms = ? WHERE order_id = ?",
                        [now, order_id])
+            # a zero fill (nobody fuelled) carries no nozzle of its own: the order's released one
+            mo = db.execute("SELECT nozzle, grade FROM mobile_orders WHERE order_id = ?", [order_id]).fetchone()
             enqueue(db, event_id=f"mobile:{order_id}:filled", aggregate="mobile_order", aggregate_id=order_id,
                     kind="mobile_order.filled", payload={
-                        "order_id": order_id, "fill_id": fill["fill_id"], "nozzle": fill["nozzle"],
-                        "grade": fill["grade"], "volume_ml": fill["volume_ml"], "amount_fen": fill["amount_fen"],
+                        "order_id": order_id, "fill_id": fill["fill_id"],
+                        "nozzle": fill["nozzle"] if fill["nozzle"] is not None or mo is None else mo[0],
+                        "grade": fill["grade"] if fill["grade"] is not None or mo is None else mo[1],
+                        "volume_ml": int(fill["volume_ml"] or 0), "amount_fen": int(fill["amount_fen"] or 0),
                         "price_fen": fill["price_fen"]}, now_ms=now)
 
         self._store.write(tx)
-        self.agent.bus.publish("mobile_order.done", {"order_id": order_id, "amount_fen": fill["amount_fen"],
-                                                     "volume_ml": fill["volume_ml"]})
+        self.agent.bus.publish("mobile_order.done", {"order_id": order_id, "amount_fen": int(fill["amount_fen"] or 0),
+                                                     "volume_ml": int(fill["volume_ml"] or 0)})
         return True
 
 

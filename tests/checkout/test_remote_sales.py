@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,35 @@ def test_plate_pay_charges_the_member_after_the_fill(online_shop: Shop) -> None:
     assert order["lines"][0]["fill_id"] == fin.data["fill_id"]
     trade = next(t for t in shop.center.state.trades.values() if t["order_id"] == order["order_id"])
     assert (trade["channel"], trade["amount_fen"], trade["status"]) == ("plate", order["payable_fen"], "success")
+
+
+def test_a_released_mobile_order_nobody_fuels_is_reported_as_zero_so_the_center_refunds_it(
+        online_shop: Shop) -> None:
+    """The app customer paid ahead, the cashier released the pump, nobody lifted the nozzle: the
+    authorization expires, the fill ends as zero, and the center is told 0 mL / 0 fen (its cue to refund
+    the whole prepayment) — the order does not stay "fuelling" for ever."""
+    shop = online_shop
+    order_id = _release(shop, nozzle=3, grade="92", max_amount_fen=8000)
+    shop.st.wait_event(lambda e: e.topic == "mobile_order.waiting" and e.data["order_id"] == order_id, 15)
+    assert shop.checkout.mobile.release(order_id, actor="c01")["state"] == "fuelling"
+    shop.st.wait_state(2, "authorized")
+    assert shop.st.forecourt.expire_authorizations(time.monotonic() + 3600) == [2]  # as if an hour went by
+    zero = shop.st.wait_event(lambda e: e.topic == "fill.zero" and e.data["pump_id"] == 2, 15)
+    done = shop.st.wait_event(lambda e: e.topic == "mobile_order.done" and e.data["order_id"] == order_id, 15)
+    assert (done.data["amount_fen"], done.data["volume_ml"]) == (0, 0)
+    assert shop.st.agent.store.query_one("SELECT state FROM mobile_orders WHERE order_id = ?",
+                                         (order_id,)) == {"state": "done"}
+    # the report reaches the center through the outbox relay, exactly once
+    key = f"mobile:{order_id}:filled"
+
+    def confirmed() -> bool:
+        row = shop.st.agent.store.query_one("SELECT state FROM outbox WHERE event_id = ?", (key,))
+        return row is not None and row["state"] == "confirmed"
+
+    shop.st.wait_event(lambda e: e.topic == "sync.state" and confirmed(), 20)
+    assert key in shop.center.state.events
+    (applied,) = [a for a in shop.center.state.applied if a["event_id"] == key]
+    record = shop.center.state.records[f"{applied['out_type']}:{applied['out_id']}"]
+    assert {k: record["data"][k] for k in ("volume_ml", "amount_fen", "fill_id", "nozzle", "grade")} == {
+        "volume_ml": 0, "amount_fen": 0, "fill_id": zero.data["fill_id"], "nozzle": 3, "grade": "92"}
+    shop.st.wait_state(2, "idle")
