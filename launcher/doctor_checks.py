@@ -26,6 +26,7 @@ import argparse
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -162,10 +163,27 @@ def port_holders(device: str) -> list[int]:
 
 
 def api_base(cfg: StationConfig, api_url: str | None) -> str:
+    """The running agent's API: ``https`` when the config gives it a certificate (a LAN API)."""
     if api_url:
         return api_url.rstrip("/")
     host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "::", "") else cfg.api.host
-    return f"http://{host}:{cfg.api.port}"
+    scheme = "https" if cfg.api.tls_cert else "http"
+    return f"{scheme}://{host}:{cfg.api.port}"
+
+
+def api_verify(cfg: StationConfig, config_path: str) -> ssl.SSLContext | bool:
+    """How to trust the agent's own API certificate from this machine: the configured ``tls_cert`` is
+    the trust anchor (self-signed or not: partial chains are accepted) and the host name is not checked
+    (the doctor calls it on loopback, which the LAN certificate does not name).  True without TLS."""
+    if not cfg.api.tls_cert:
+        return True
+    cert = Path(cfg.api.tls_cert)
+    if not cert.is_absolute():
+        cert = Path(config_path).resolve().parent / cert
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return ctx
 
 
 def _token(cfg: StationConfig, config_path: str) -> str | None:
@@ -180,19 +198,21 @@ def _token(cfg: StationConfig, config_path: str) -> str | None:
         return None
 
 
-def check_pumps_via_api(cfg: StationConfig, base: str, token: str | None) -> list[CheckResult] | None:
+def check_pumps_via_api(cfg: StationConfig, base: str, token: str | None,
+                        verify: ssl.SSLContext | bool = True) -> list[CheckResult] | None:
     """Pump states from the running agent, or None when the agent does not answer."""
     import httpx
 
     try:
-        httpx.get(base + "/health", timeout=2.0).raise_for_status()
+        httpx.get(base + "/health", timeout=2.0, verify=verify).raise_for_status()
     except httpx.HTTPError:
         return None
     if token is None:
         return [CheckResult("pumps", "WARN", "agent is running but its API token is not readable here",
                             "run the doctor as root (sudo forecourt doctor)")]
     try:
-        resp = httpx.get(base + "/api/v1/pumps", headers={"Authorization": f"Bearer {token}"}, timeout=5.0)
+        resp = httpx.get(base + "/api/v1/pumps", headers={"Authorization": f"Bearer {token}"}, timeout=5.0,
+                         verify=verify)
     except httpx.HTTPError as exc:
         return [CheckResult("pumps", "FAIL", f"agent API {base}: {exc}", "journalctl -u forecourt-agent")]
     if resp.status_code == 503:
@@ -257,7 +277,12 @@ def check_pumps_via_bus(cfg: StationConfig) -> list[CheckResult]:
 def check_pumps(cfg: StationConfig, config_path: str, api_url: str | None) -> list[CheckResult]:
     if not cfg.lines:
         return [CheckResult("pumps", "WARN", "no pump lines configured", "run `forecourt setup`")]
-    via_api = check_pumps_via_api(cfg, api_base(cfg, api_url), _token(cfg, config_path))
+    try:
+        verify = api_verify(cfg, config_path)
+    except (OSError, ssl.SSLError) as exc:
+        return [CheckResult("api tls", "FAIL", f"[api] tls_cert {cfg.api.tls_cert}: {exc}",
+                            "point tls_cert at the PEM certificate the agent serves")]
+    via_api = check_pumps_via_api(cfg, api_base(cfg, api_url), _token(cfg, config_path), verify)
     return via_api if via_api is not None else check_pumps_via_bus(cfg)
 
 
