@@ -338,9 +338,12 @@ class Forecourt:
             self._on_finished(view, ev)
         elif isinstance(ev, TotalsRead):
             with self._lock:
+                before = view.totals.get(ev.nozzle)
                 view.totals[ev.nozzle] = (ev.volume_total_ml, ev.amount_total_fen)
                 view.recovery_pending.discard(ev.nozzle)
                 done = view.recovering is not None and not view.recovery_pending
+            if before is not None and ev.volume_total_ml < before[0]:
+                self._totalizer_went_back(view, ev, before)
             if done:
                 self._finish_recovery(view)
             self._bus.publish("pump.totals", {"pump_id": view.pump_id, "nozzle": view.gun(ev.nozzle),
@@ -354,6 +357,21 @@ class Forecourt:
             self._bus.publish("pump.alarm", {"pump_id": view.pump_id, "code": ev.code, "text": ev.text})
         elif isinstance(ev, CommandFailed):
             self._on_command_failed(view, ev)
+
+    def _totalizer_went_back(self, view: PumpView, ev: TotalsRead, before: tuple[int, int]) -> None:
+        """A meter never runs backwards in service: a replaced or reset pump board, or a counter that
+        wrapped.  Sales are not touched (each fill has its own figures), but every reconciliation
+        across this point is wrong until a manager notes it: alarm on the pump, audit entry, alert."""
+        gun = view.gun(ev.nozzle)
+        text = (f"nozzle {gun}: totalizer went back from {before[0]} mL to {ev.volume_total_ml} mL "
+                "(pump board replaced or reset?): check the meter and note it at the shift close")
+        log.error("pump %s %s", view.pump_id, text)
+        with self._lock:
+            view.alarm = f"totalizer: {text}"
+        self._audit("agent", "pump.totalizer_back", view.pump_id,
+                    {"nozzle": gun, "before_ml": before[0], "after_ml": ev.volume_total_ml,
+                     "before_fen": before[1], "after_fen": ev.amount_total_fen})
+        self._bus.publish("pump.alarm", {"pump_id": view.pump_id, "code": "totalizer", "text": text})
 
     def _on_status(self, view: PumpView, ev: PumpStatus) -> None:
         with self._lock:

@@ -383,3 +383,29 @@ def test_an_authorization_the_pump_never_took_does_not_block_the_pump(tmp_path: 
         zero = st.wait_event(lambda e: e.topic == "fill.zero" and e.data["fill_id"] == second["fill_id"])
         assert zero.data["note"] == "no delivery (totalizers unchanged)"
         assert st.forecourt.pump(1)["state"] == "idle" and st.forecourt.pump(1)["fill_id"] is None
+
+
+def test_a_totalizer_that_runs_backwards_raises_an_alarm_on_the_pump(tmp_path: Path) -> None:
+    """A replaced pump board starts its meters again near zero: every reconciliation across that point is
+    wrong, so the pump shows an alarm, and the audit log keeps both readings."""
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        st.wait_event(lambda e: e.topic == "pump.totals" and e.data["nozzle"] == 1)
+        with st.sim.cond:
+            st.sim.pump(1).totals[1].volume = 5_000_000  # the old board: 50 000 L sold over the years
+        st.forecourt.read_totals(1)
+        first = st.wait_event(lambda e: e.topic == "pump.totals" and e.data["nozzle"] == 1
+                              and e.data["volume_total_ml"] == 50_000_000)
+        with st.sim.cond:
+            st.sim.pump(1).totals[1].volume = 1234  # raw 10 mL units: 12.34 L on the new board
+        st.forecourt.read_totals(1)
+        alarm = st.wait_event(lambda e: e.topic == "pump.alarm" and e.data["pump_id"] == 1)
+        assert alarm.data["code"] == "totalizer"
+        assert f"from {first.data['volume_total_ml']} mL to 12340 mL" in alarm.data["text"]
+        assert st.forecourt.pump(1)["alarm"].startswith("totalizer: nozzle 1: totalizer went back")
+        (row,) = st.agent.store.query("SELECT actor, after FROM audit WHERE action = 'pump.totalizer_back'")
+        assert row["actor"] == "agent" and '"after_ml": 12340' in row["after"]
+        # the pump still sells: the alarm informs, it does not block
+        fill = st.forecourt.authorize(1)
+        st.wait_state(1, "authorized")
+        assert fill["state"] == "authorized"
