@@ -327,10 +327,13 @@ class CheckoutController(QObject):
             self._publish()
 
     def use_coupon(self, coupon_id: str) -> None:
-        """Apply a coupon (or ``""`` for none): the agent re-quotes, then the quote is frozen again."""
+        """Apply a coupon (or ``""`` for none), keeping the points chosen; the agent re-quotes, then the
+        quote is frozen again."""
         if self.draft.order_id is None:
             return
-        body = {"coupon_id": coupon_id} if coupon_id else {"no_coupon": True}
+        body: dict[str, Any] = {"coupon_id": coupon_id} if coupon_id else {"no_coupon": True}
+        if self.draft.points_used:
+            body["points"] = self.draft.points_used
         self.api.call("POST", self._path("preferences"), body, on_ok=self._on_coupon, on_error=self._fail)
 
     def use_points(self, points: int) -> None:
@@ -343,6 +346,8 @@ class CheckoutController(QObject):
         body: dict[str, Any] = {"points": points}
         if self.draft.coupon_id:
             body["coupon_id"] = self.draft.coupon_id
+        else:
+            body["no_coupon"] = True  # no coupon on the quote (none chosen): the agent must not pick the best one
         self.api.call("POST", self._path("preferences"), body, on_ok=self._on_coupon, on_error=self._fail)
 
     def _on_coupon(self, order: Any) -> None:

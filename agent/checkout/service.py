@@ -411,6 +411,26 @@ class CheckoutService:
 
     def set_preferences(self, order_id: str, *, coupon_id: str | None = None, no_coupon: bool = False,
                         points: int = 0) -> dict[str, Any]:
+        """Coupon / points chosen (also on the payment page): a frozen quote is voided and its coupon lock
+        and points hold are given back, so the next ``confirm`` freezes the new quote."""
+
+        def tx(db: sqlite_utils.Database) -> tuple[str, str] | None:
+            frozen = db.execute("SELECT quote_id, detail FROM quotes WHERE order_id = ? AND state = 'frozen'",
+                                [order_id]).fetchone()
+            self._require_open(db, order_id)  # refuses a closed/paid order or a running payment; voids the quote
+            if frozen is None:
+                return None
+            db.execute("UPDATE points_holds SET state = 'released' WHERE order_id = ? AND state = 'held'", [order_id])
+            locked = json.loads(frozen[1]).get("coupon_id")
+            if not locked:
+                return None
+            db.execute("UPDATE coupons SET state = 'available', locked_by_order = NULL WHERE coupon_id = ?"
+                       " AND locked_by_order = ? AND state = 'locked'", [locked, order_id])
+            return str(locked), str(frozen[0])
+
+        released = self._store.write(tx)
+        if released is not None:
+            self._release_coupon(*released)
         return self.reprice(order_id, coupon_id=coupon_id, use_coupon=not no_coupon, points=points)
 
     @staticmethod

@@ -279,6 +279,37 @@ def test_cancel_releases_the_fill_and_the_coupon(shop: Shop) -> None:
     assert again["lines"][0]["fill_id"] == fill["fill_id"]
 
 
+def test_a_coupon_or_points_chosen_after_confirm_voids_the_frozen_quote_and_its_locks(shop: Shop) -> None:
+    shop.member()
+    shop.coupon("cp-5", value=500)
+    shop.coupon("cp-2", value=200)
+    fill = shop.fill(1, min_ml=5000)
+    shop.lookup()
+    order = _order(shop, [{"kind": "fuel", "fill_id": fill["fill_id"]}], member_id="m1")
+    oid = order["order_id"]
+    first = _confirm(shop, oid)  # the best coupon, locked at the center
+    assert first["detail"]["coupon_id"] == "cp-5"
+    assert shop.center.state.coupons["cp-5"]["state"] == "locked"
+    # on the payment page the customer picks the other coupon and 100 points
+    r = shop.api.post(f"/api/v1/orders/{oid}/preferences", json={"coupon_id": "cp-2", "points": 100})
+    assert r.status_code == 200, r.text
+    assert shop.center.state.coupons["cp-5"]["state"] == "available"
+    second = _confirm(shop, oid)
+    assert second["quote_id"] != first["quote_id"]
+    assert second["payable_fen"] == first["payable_fen"] + 500 - 200 - 100
+    assert shop.center.state.coupons["cp-2"]["state"] == "locked"
+    assert shop.api.post(f"/api/v1/orders/{oid}/pay", json={"quote_id": first["quote_id"], "tenders": [
+        {"tender": "cash", "amount_fen": first["payable_fen"]}]}).status_code >= 400  # the voided quote
+    assert _pay(shop, oid, second["quote_id"],
+                [{"tender": "cash", "amount_fen": second["payable_fen"]}])["state"] == "paid"
+    assert shop.center.state.coupons["cp-2"]["state"] == "used"
+    assert shop.center.state.coupons["cp-5"]["state"] == "available"
+    assert shop.checkout.member("m1")["points"] == 3000 - 100 + second["payable_fen"] // 100
+    # a paid order's quote can no longer be changed
+    r = shop.api.post(f"/api/v1/orders/{oid}/preferences", json={"no_coupon": True})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "order_not_open"
+
+
 def test_cashier_login_and_roles(shop: Shop) -> None:
     r = shop.api.post("/api/v1/session/login", json={"cashier_id": "c01", "pin": "1234"})
     token = r.json()["token"]

@@ -215,11 +215,13 @@ class PaymentPanel(QFrame):
         self.remaining.setObjectName("pay_remaining")
         self.change.setObjectName("pay_change")
         self.change.setStyleSheet("font-size: 22px; font-weight: bold; color: #C62828;")
-        for r, (n, v) in enumerate(zip(self.names, (self.payable, self.paid, self.remaining, self.change),
+        # two columns (payable | remaining, paid | change): the page, member row included, fits 1024x768
+        for i, (n, v) in enumerate(zip(self.names, (self.payable, self.paid, self.remaining, self.change),
                                        strict=True)):
             v.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(n, r, 0)
-            grid.addWidget(v, r, 1)
+            grid.addWidget(n, i % 2, 2 * (i // 2))
+            grid.addWidget(v, i % 2, 2 * (i // 2) + 1)
+        grid.setHorizontalSpacing(16)
         lay.addLayout(grid)
         self.legs = QListWidget(self)
         self.legs.setObjectName("legs")
@@ -253,14 +255,17 @@ class PaymentPanel(QFrame):
         self.points_edit = QLineEdit(self)
         self.points_edit.setObjectName("points_edit")
         self.points_edit.setMinimumHeight(40)
-        self.points_edit.setMaximumWidth(110)
+        self.points_edit.setMaximumWidth(140)
+        self.points_edit.setMinimumWidth(120)
         self.points_button = QPushButton(self)
         self.points_button.setObjectName("points_button")
         self.points_button.setMinimumHeight(40)
+        self.points_button.setStyleSheet("font-size: 16px; font-weight: bold;")
         self.points_button.clicked.connect(self._use_points)
-        member.addWidget(self.coupon_pick, 1)
+        self.points_button.hide()  # shown with a member on the order
+        tenders.addWidget(self.points_button, (len(self.METHODS)) // 3, len(self.METHODS) % 3)
+        member.addWidget(self.coupon_pick, 1)  # the row's width, so a coupon's text is not cut off
         member.addWidget(self.points_edit)
-        member.addWidget(self.points_button)
         self.member_row = QWidget(self)
         self.member_row.setLayout(member)
         member.setContentsMargins(0, 0, 0, 0)
@@ -317,6 +322,7 @@ class PaymentPanel(QFrame):
     def _show_member_choices(self) -> None:
         d = self.co.draft
         self.member_row.setVisible(bool(d.member_id))
+        self.points_button.setVisible(bool(d.member_id))
         self.coupon_pick.clear()
         self.coupon_pick.addItem(tr("coupon.none"), "")
         for c in d.usable_coupons():
