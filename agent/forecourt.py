@@ -556,6 +556,8 @@ class Forecourt:
                 # fill the pump was authorized for since
                 view.fill_id = None
                 view.fill_seen_busy = False
+            if new:  # the tile shows the sale's final figures, not the last flow reading before them
+                view.volume_ml, view.amount_fen = ev.volume_ml, ev.amount_fen
             if ev.nozzle is not None and ev.volume_total_ml is not None and ev.amount_total_fen is not None:
                 view.totals[ev.nozzle] = (ev.volume_total_ml, ev.amount_total_fen)
         if new:

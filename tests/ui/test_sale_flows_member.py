@@ -270,6 +270,7 @@ def test_prepay_by_volume_stops_at_the_preset(qtbot: Any, session: Any, live: Li
     displays = [d for d, _ in shown]
     assert displays.index("fuelling") < displays.index("finishing") < len(displays) - 1
     assert max(float(text.removesuffix(" L")) for _, text in shown if text) <= 20.0
+    assert ("finishing", "20.00 L") in shown  # the sale's final figure, not the last flow reading
     live.st.sim.hang(4)
 
     def fill() -> dict[str, Any]:
