@@ -243,6 +243,7 @@ class Forecourt:
             log.warning("pump %s: idle %.0f s after authorizing fill %s: the pump did not take it; settling "
                         "from the totalizers", view.pump_id, AUTHORIZE_TAKE_S, fill_id)
             self._bus.publish("pump.alert", {"pump_id": view.pump_id, "fill_id": fill_id,
+                                             "code": "authorization_not_taken",
                                              "reason": "authorization not taken by the pump"})
             self._start_recovery(view, fill_id)
         return [v.pump_id for v, _ in due]
@@ -473,7 +474,8 @@ class Forecourt:
         note = "no delivery (totalizers unchanged)" if not unknown else \
             "no delivery reported; no earlier totalizer reading to compare: check the meter"
         if unknown:
-            self._bus.publish("pump.alert", {"pump_id": view.pump_id, "fill_id": fill_id, "reason": note})
+            self._bus.publish("pump.alert", {"pump_id": view.pump_id, "fill_id": fill_id, "code": "no_meter_baseline",
+                                             "reason": note})
         self._close_fill_zero(view, fill_id, note)
 
     def _on_finished(self, view: PumpView, ev: FillFinished, *, clear: bool = True, note: str = "") -> None:

@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 from ui.checkout import CheckoutController
 from ui.client import ApiClient, ApiError
 from ui.dialogs import ItemPickDialog, PrepayDialog, PriceDialog, RefundDialog, ReprintDialog
-from ui.i18n import error_text, language, set_language, tr
+from ui.i18n import CATALOG, error_text, language, set_language, tr
 from ui.login import LoginPage
 from ui.managermodels import CashierSession
 from ui.reports import ReportsPage
@@ -335,8 +335,25 @@ class CashierWindow(QMainWindow):
             self.on_printer(data)
         elif topic == "pump.refused":
             self.show_message(str(data.get("reason", "")), True)
+        elif topic in ("pump.alert", "pump.authorization_expired", "pump.command_failed", "pump.alarm"):
+            self._pump_notice(topic, data)
         elif topic in REFRESH_PUMPS_ON:
             self._pumps_refresh.start()
+
+    def _pump_notice(self, topic: str, data: dict[str, Any]) -> None:
+        """What the agent did to a pump on its own, in one line the cashier can act on."""
+        pump = data.get("pump_id", "?")
+        if topic == "pump.authorization_expired":
+            self.show_message(tr("alert.authorization_expired", pump=pump, after=data.get("after_s", "?")), True)
+        elif topic == "pump.alert":
+            key = f"alert.{data.get('code')}"
+            self.show_message(tr(key, pump=pump) if key in CATALOG else f"{pump}: {data.get('reason', '')}", True)
+        elif topic == "pump.command_failed" and data.get("command") == "Authorize":
+            self.show_message(tr("alert.authorize_failed", pump=pump, reason=data.get("reason", "")), True)
+        elif topic == "pump.alarm" and data.get("code") == "totalizer":
+            self.show_message(tr("alert.totalizer", pump=pump), True)
+        if topic != "pump.alarm":
+            self._pumps_refresh.start()  # the fill was closed: the tile's unpaid count may change
 
     def _refresh_pumps(self) -> None:
         self.api.call("GET", "/api/v1/pumps", on_ok=self._on_pumps)

@@ -153,3 +153,39 @@ def test_kiosk_fills_the_screen_and_never_covers_the_cashier_with_the_customer_d
             plain.stop()
     finally:
         s.stop()
+
+
+def test_the_cashier_is_told_what_the_agent_did_to_a_pump_on_its_own(qtbot: Any, session: Any,
+                                                                       live: LiveStation) -> None:
+    """An authorization cancelled after the timeout, one the pump never took, and a meter that ran
+    backwards: each is said in one line on the cashier's screen, and the tiles follow."""
+    import time
+
+    from agent.forecourt import AUTHORIZE_TAKE_S
+
+    cashier, fc, sim = session.cashier, live.st.forecourt, live.st.sim
+    msg = cashier.message_label
+    assert live.api.post("/api/v1/pumps/1/authorize", json={}).status_code == 201
+    qtbot.waitUntil(lambda: cashier.board.tile(1).display == "authorized", timeout=WAIT)
+    assert fc.expire_authorizations(time.monotonic() + 3600) == [1]
+    qtbot.waitUntil(lambda: msg.text() == "1号油机授权后300秒无人加油，授权已取消", timeout=WAIT)
+    qtbot.waitUntil(lambda: cashier.board.tile(1).display == "idle", timeout=WAIT)
+
+    sim.pump(2).authorize = lambda *a, **k: False  # acknowledged, never executed
+    assert live.api.post("/api/v1/pumps/2/authorize", json={}).status_code == 201
+    assert fc.settle_untaken_authorizations(time.monotonic() + AUTHORIZE_TAKE_S) == [2]
+    qtbot.waitUntil(lambda: msg.text() == "2号油机未执行授权，已按泵码结算（未加油）", timeout=WAIT)
+    # the driver's own confirmation timer then gives up too, and says so
+    qtbot.waitUntil(lambda: msg.text().startswith("2号油机授权未成功："), timeout=WAIT)
+    assert live.api.get("/api/v1/fills", params={"pump_id": 2}).json()[0]["state"] == "zero"
+
+    with sim.cond:
+        sim.pump(3).totals[1].volume = 5_000_000
+    fc.read_totals(3)
+    live.st.wait_event(lambda e: e.topic == "pump.totals" and e.data["pump_id"] == 3
+                       and e.data["volume_total_ml"] == 50_000_000)
+    with sim.cond:
+        sim.pump(3).totals[1].volume = 100
+    fc.read_totals(3)
+    qtbot.waitUntil(lambda: msg.text() == "3号油机泵码回退（更换主板？），请核对油机表数", timeout=WAIT)
+    assert cashier.board.tile(3).detail.startswith("totalizer:")
