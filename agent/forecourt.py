@@ -128,6 +128,11 @@ class PumpView:
     #: monotonic time the open fill's authorization was sent (or found at start); None = none open
     authorized_at: float | None = None
     expiring: bool = False  #: a STOP for an unused authorization was sent
+    #: monotonic time the pump last turned idle/calling (None while busy or offline)
+    idle_since: float | None = None
+    settle_tried_at: float | None = None  #: last time a stalled open fill was sent to the totalizers
+    recovery_started_at: float | None = None  #: when the totals of ``recovering`` were asked for
+    alerted_fill: str | None = None  #: the open fill the cashier was already alerted about
 
     def gun(self, logical: int | None) -> int | None:
         return self.nozzles[logical][0] if logical in self.nozzles else None
@@ -220,33 +225,43 @@ class Forecourt:
         while not self._closing.wait(1.0):
             try:
                 now = time.monotonic()
-                self.settle_untaken_authorizations(now)
+                self.settle_stalled_fills(now)
                 self.expire_authorizations(now)
             except Exception:  # never let the timer die
                 log.exception("authorization expiry check failed")
 
-    def settle_untaken_authorizations(self, now: float) -> list[int]:
-        """An open fill whose pump has shown idle for ``AUTHORIZE_TAKE_S`` since the authorization, and was
-        never seen busy, was not taken by the pump (frame acknowledged but not executed, line dropped inside
-        the driver's confirmation window, ...).  Left alone it would block the pump for good ("a fill is in
-        progress"), so the totalizers are read (R7) and the fill is settled: a sale if a meter moved, else
-        zero.  Returns the pumps being settled."""
+    def settle_stalled_fills(self, now: float) -> list[int]:
+        """An open fill whose pump has been idle for ``AUTHORIZE_TAKE_S`` — since the authorization, or
+        since it turned idle, whichever is later — has nothing more coming from the pump: either the pump
+        never took the authorization (frame acknowledged but not executed, line dropped inside the
+        driver's confirmation window, ...), or the fill ended and reading its totals failed.  Left alone
+        it would block the pump for good ("a fill is in progress"), so the totalizers are read (R7) and
+        the fill is settled: a sale if a meter moved, else zero.  Tried again every ``AUTHORIZE_TAKE_S``
+        while unanswered.  Returns the pumps being settled."""
         due = []
         with self._lock:
             for view in self._views.values():
-                if (view.fill_id is not None and not view.fill_seen_busy and view.recovering is None
-                        and view.state in (PumpState.IDLE, PumpState.CALLING) and view.authorized_at is not None
-                        and now - view.authorized_at >= AUTHORIZE_TAKE_S):
-                    due.append((view, view.fill_id))
-                    view.authorized_at = now  # asked again after another AUTHORIZE_TAKE_S if unanswered
-        for view, fill_id in due:
-            log.warning("pump %s: idle %.0f s after authorizing fill %s: the pump did not take it; settling "
-                        "from the totalizers", view.pump_id, AUTHORIZE_TAKE_S, fill_id)
-            self._bus.publish("pump.alert", {"pump_id": view.pump_id, "fill_id": fill_id,
-                                             "code": "authorization_not_taken",
-                                             "reason": "authorization not taken by the pump"})
+                if view.fill_id is None or view.authorized_at is None:
+                    continue
+                if view.state not in (PumpState.IDLE, PumpState.CALLING) or view.idle_since is None:
+                    continue
+                if view.recovering is not None:  # totals asked for: unanswered for too long -> ask again
+                    since = view.recovery_started_at or now
+                else:
+                    since = max(view.authorized_at, view.idle_since, view.settle_tried_at or 0.0)
+                if now - since >= AUTHORIZE_TAKE_S:
+                    due.append((view, view.fill_id, view.fill_seen_busy, view.alerted_fill != view.fill_id))
+                    view.settle_tried_at, view.alerted_fill, view.recovering = now, view.fill_id, None
+        for view, fill_id, seen_busy, first in due:
+            code = "fill_not_reported" if seen_busy else "authorization_not_taken"
+            log.warning("pump %s: idle %.0f s with fill %s open (%s); settling from the totalizers",
+                        view.pump_id, AUTHORIZE_TAKE_S, fill_id, code)
+            if first:  # said once per fill; the retries are in the log
+                self._bus.publish("pump.alert", {"pump_id": view.pump_id, "fill_id": fill_id, "code": code,
+                                                 "reason": "authorization not taken by the pump" if not seen_busy
+                                                 else "the pump went idle without reporting the sale"})
             self._start_recovery(view, fill_id)
-        return [v.pump_id for v, _ in due]
+        return [v.pump_id for v, _, _, _ in due]
 
     def expire_authorizations(self, now: float) -> list[int]:
         """STOP every pump whose open fill is still only AUTHORIZED (no nozzle lifted, no flow) after the
@@ -378,6 +393,11 @@ class Forecourt:
         with self._lock:
             before = view.state
             view.state = ev.state
+            idle = ev.state in (PumpState.IDLE, PumpState.CALLING)
+            if not idle:
+                view.idle_since = None
+            elif view.idle_since is None:
+                view.idle_since = time.monotonic()
             if ev.nozzle is not None:
                 view.nozzle = ev.nozzle
             if ev.state in (PumpState.IDLE, PumpState.CALLING, PumpState.AUTHORIZED):
@@ -421,6 +441,7 @@ class Forecourt:
         with self._lock:
             view.recovering = fill_id
             view.recovery_pending = set(view.nozzles)
+            view.recovery_started_at = time.monotonic()
         try:
             self._submit(ReadTotals(view.pump_id))
         except Unavailable:
@@ -718,7 +739,7 @@ class Forecourt:
             view.fill_id = fill_id
             view.fill_seen_busy = False
             view.start_totals = dict(view.totals)
-            view.authorized_at, view.expiring = time.monotonic(), False
+            view.authorized_at, view.expiring, view.settle_tried_at = time.monotonic(), False, None
         try:
             self._submit(Authorize(pump_id, nozzles=logicals, preset_volume_ml=preset_volume_ml,
                                    preset_amount_fen=preset_amount_fen))

@@ -368,7 +368,7 @@ def test_an_authorization_the_pump_never_took_does_not_block_the_pump(tmp_path: 
         st.forecourt.authorize(1)  # the next customer is served
         st.wait_state(1, "authorized")
         # a pump that shows AUTHORIZED took it: never settled behind the customer's back
-        assert st.forecourt.settle_untaken_authorizations(time.monotonic() + 100) == []
+        assert st.forecourt.settle_stalled_fills(time.monotonic() + 100) == []
 
         # still idle AUTHORIZE_TAKE_S after the authorization (checked once a second): settled the same way
         st.seen.clear()  # from here on, only events of this sale
@@ -379,7 +379,7 @@ def test_an_authorization_the_pump_never_took_does_not_block_the_pump(tmp_path: 
         st.wait_state(1, "idle")
         pump.authorize = lambda *a, **k: False  # type: ignore[method-assign]
         second = st.forecourt.authorize(1)
-        assert st.forecourt.settle_untaken_authorizations(time.monotonic() + AUTHORIZE_TAKE_S) == [1]
+        assert st.forecourt.settle_stalled_fills(time.monotonic() + AUTHORIZE_TAKE_S) == [1]
         zero = st.wait_event(lambda e: e.topic == "fill.zero" and e.data["fill_id"] == second["fill_id"])
         assert zero.data["note"] == "no delivery (totalizers unchanged)"
         assert st.forecourt.pump(1)["state"] == "idle" and st.forecourt.pump(1)["fill_id"] is None
@@ -409,3 +409,30 @@ def test_a_totalizer_that_runs_backwards_raises_an_alarm_on_the_pump(tmp_path: P
         fill = st.forecourt.authorize(1)
         st.wait_state(1, "authorized")
         assert fill["state"] == "authorized"
+
+
+def test_a_fill_whose_meter_reading_never_comes_back_is_asked_again(tmp_path: Path) -> None:
+    """The pump went idle with the fill open and did not answer the totalizer request: the agent asks
+    again every AUTHORIZE_TAKE_S instead of leaving the pump blocked, and settles once it answers."""
+    with station(tmp_path, pumps=1) as st:
+        st.wait_all_idle()
+        for _ in range(2):
+            st.wait_event(lambda e: e.topic == "pump.totals")
+        pump = st.sim.pump(1)
+        fill = st.forecourt.authorize(1)
+        st.wait_state(1, "authorized")
+        with st.sim.cond:
+            saved, pump.totals = pump.totals, {}  # the counters do not answer for a while
+        st.forecourt.stop(1)  # authorized, not lifted: back to idle without a sale report
+        st.wait_state(1, "idle")
+        assert st.forecourt.fills()[0]["state"] == "authorized"  # still open: nothing proves it was zero
+        assert st.forecourt.settle_stalled_fills(time.monotonic() + 1) == []  # too early to ask again
+        with st.sim.cond:
+            pump.totals = saved
+        assert st.forecourt.settle_stalled_fills(time.monotonic() + AUTHORIZE_TAKE_S + 1) == [1]
+        alert = st.wait_event(lambda e: e.topic == "pump.alert")
+        assert alert.data["code"] == "fill_not_reported" and alert.data["fill_id"] == fill["fill_id"]
+        zero = st.wait_event(lambda e: e.topic == "fill.zero" and e.data["fill_id"] == fill["fill_id"])
+        assert zero.data["note"] == "no delivery (totalizers unchanged)"
+        st.forecourt.authorize(1)  # the pump serves the next customer
+        st.wait_state(1, "authorized")

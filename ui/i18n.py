@@ -324,6 +324,8 @@ CATALOG: dict[str, tuple[str, str]] = {
                                     "Pump {pump}: nobody fuelled within {after} s; the authorization was cancelled"),
     "alert.authorization_not_taken": ("{pump}号油机未执行授权，已按泵码结算（未加油）",
                                       "Pump {pump} did not take the authorization; settled from its meters (no fuel)"),
+    "alert.fill_not_reported": ("{pump}号油机停止后未报告本次加油，已按泵码结算",
+                                "Pump {pump} went idle without reporting the sale; settled from its meters"),
     "alert.no_meter_baseline": ("{pump}号油机未报告加油且无可比对的泵码，请核对油机表数",
                                 "Pump {pump} reported no sale and there is no earlier meter reading: check the meter"),
     "alert.authorize_failed": ("{pump}号油机授权未成功：{reason}", "Pump {pump}: the authorization failed: {reason}"),

@@ -173,7 +173,7 @@ def test_the_cashier_is_told_what_the_agent_did_to_a_pump_on_its_own(qtbot: Any,
 
     sim.pump(2).authorize = lambda *a, **k: False  # acknowledged, never executed
     assert live.api.post("/api/v1/pumps/2/authorize", json={}).status_code == 201
-    assert fc.settle_untaken_authorizations(time.monotonic() + AUTHORIZE_TAKE_S) == [2]
+    assert fc.settle_stalled_fills(time.monotonic() + AUTHORIZE_TAKE_S) == [2]
     qtbot.waitUntil(lambda: msg.text() == "2号油机未执行授权，已按泵码结算（未加油）", timeout=WAIT)
     # the driver's own confirmation timer then gives up too, and says so
     qtbot.waitUntil(lambda: msg.text().startswith("2号油机授权未成功："), timeout=WAIT)
