@@ -165,7 +165,17 @@ class CenterState:
             rec["kinds"].append(item["kind"])
             rec["data"].update(item["payload"])
             rec["updated_seq"] = seq
+            self._effects(item)
             return "ok", ""
+
+    def _effects(self, item: dict[str, Any]) -> None:
+        """What an applied message changes in the center's own books (once: the event id is new)."""
+        p = item["payload"]
+        if item["kind"] == "member.points_settled":
+            member = self.members.get(str(p.get("member_id")))
+            used, earned = p.get("used"), p.get("earned")
+            if member is not None and isinstance(used, int) and isinstance(earned, int):
+                member["points"] = int(member.get("points") or 0) - used + earned
 
     # ------------------------------------------------------------ trades (seed 002)
     def gopay(self, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:

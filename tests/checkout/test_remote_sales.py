@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +137,42 @@ def test_a_released_mobile_order_nobody_fuels_is_reported_as_zero_so_the_center_
     assert {k: record["data"][k] for k in ("volume_ml", "amount_fen", "fill_id", "nozzle", "grade")} == {
         "volume_ml": 0, "amount_fen": 0, "fill_id": zero.data["fill_id"], "nozzle": 3, "grade": "92"}
     shop.st.wait_state(2, "idle")
+
+
+def test_points_redeemed_at_the_counter_reach_the_centers_member_balance_once(online_shop: Shop) -> None:
+    """Points are post-settled: the station holds them on confirm, settles on payment, and the relay tells
+    the center, whose member balance moves exactly once even when the upload is replayed."""
+    shop, co = online_shop, online_shop.checkout
+    shop.member(points=3000)
+    co.lookup_member(phone="13800000001")
+    shop.st.forecourt.authorize(1)
+    shop.st.sim.lift(1, 1)
+    shop.st.wait_event(lambda e: e.topic == "pump.progress" and e.data["pump_id"] == 1
+                       and e.data["volume_ml"] >= 10_000, 20)
+    shop.st.sim.hang(1)
+    fill = shop.st.wait_event(lambda e: e.topic == "fill.finished" and e.data["pump_id"] == 1).data
+    order = co.create_order([{"kind": "fuel", "fill_id": fill["fill_id"]}], cashier="c01", member_id="m1")
+    co.set_preferences(order["order_id"], points=300, no_coupon=True)
+    quote = co.confirm(order["order_id"])
+    detail = quote["detail"]
+    assert detail["points_used"] == 300
+    pay = co.pay(order["order_id"], quote_id=quote["quote_id"], actor="c01",
+                 tenders=[{"tender": "cash", "amount_fen": quote["payable_fen"]}])
+    assert pay["state"] == "paid"
+    key = f"points:{order['order_id']}"
+
+    def confirmed() -> bool:
+        row = shop.st.agent.store.query_one("SELECT state FROM outbox WHERE event_id = ?", (key,))
+        return row is not None and row["state"] == "confirmed"
+
+    shop.st.wait_event(lambda e: e.topic == "sync.state" and confirmed(), 20)
+    earned = detail["points_earned"]
+    assert earned > 0
+    assert shop.center.state.members["m1"]["points"] == 3000 - 300 + earned
+    row = shop.st.agent.store.query_one("SELECT aggregate, aggregate_id, kind, payload FROM outbox WHERE event_id = ?",
+                                        (key,))
+    assert row is not None
+    replay = {"event_id": key, "out_type": row["aggregate"], "out_id": row["aggregate_id"], "kind": row["kind"],
+              "payload": json.loads(row["payload"])}
+    assert shop.center.state.apply_upload(replay) == ("duplicate", "")
+    assert shop.center.state.members["m1"]["points"] == 3000 - 300 + earned

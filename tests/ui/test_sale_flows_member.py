@@ -226,7 +226,7 @@ def test_member_redeems_points_and_pays_the_rest_in_cash(qtbot: Any, session: An
     assert paid["quote"]["points_used"] == 500
     assert live.center.state.coupons["cp-3"]["state"] == "used"
     earned = paid["quote"]["points_earned"]
-    member = live.checkout.member("m1")  # the station's ledger of the member (the simulator keeps no points)
+    member = live.checkout.member("m1")  # the station's ledger (this UI station runs no relay to the center)
     assert member["points"] == 3000 - 500 + earned < 3000
     assert member["points_available"] == member["points"]  # the hold was settled, nothing left held
 
