@@ -10,6 +10,7 @@ prepaid fills use the same path without a supervisor.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -83,10 +84,11 @@ class RefundService:
                         kind="order.refunded", payload={"refund_id": rid, "order_id": order_id,
                                                         "payment_id": leg["payment_id"], "amount_fen": take,
                                                         "tender": leg["tender"], "reason": reason}, now_ms=now)
+            points = self._reverse_points(db, order_id, now) if amount == left else None
             add_audit(db, at_ms=now, actor=actor, action="order.refund", target=f"order:{order_id}",
                       before={"refundable_fen": left},
                       after={"amount_fen": amount, "reason": reason, "approved_by": approved_by,
-                             "refunds": [rid for _, _, rid in plan]})
+                             "refunds": [rid for _, _, rid in plan], "points": points})
             return True
 
         if not self._store.write(tx):
@@ -96,6 +98,26 @@ class RefundService:
         out = [self.get(rid) for _, _, rid in plan]
         self.agent.bus.publish("order.refunded", {"order_id": order_id, "amount_fen": amount, "refunds": out})
         return out
+
+    @staticmethod
+    def _reverse_points(db: sqlite_utils.Database, order_id: str, now: int) -> dict[str, int] | None:
+        """The whole order is refunded: the member gets back the points redeemed on it and loses the points
+        it earned (a partial refund leaves points alone).  Sent to the center, which owns the balance."""
+        row = db.execute("SELECT o.member_id, q.detail FROM orders o JOIN quotes q ON q.order_id = o.order_id"
+                         " AND q.state = 'used' WHERE o.order_id = ?", [order_id]).fetchone()
+        if row is None or not row[0]:
+            return None
+        held = db.execute("SELECT points FROM points_holds WHERE order_id = ? AND state = 'settled'",
+                          [order_id]).fetchone()
+        used = int(held[0]) if held else 0  # what the payment actually settled
+        earned = int(json.loads(row[1] or "{}").get("points_earned") or 0)
+        if not (used or earned):
+            return None
+        db.execute("UPDATE members SET points = points + ? - ? WHERE member_id = ?", [used, earned, row[0]])
+        enqueue(db, event_id=f"points:{order_id}:reversed", aggregate="member", aggregate_id=str(row[0]),
+                kind="member.points_reversed", payload={"member_id": row[0], "order_id": order_id,
+                                                        "returned": used, "taken_back": earned}, now_ms=now)
+        return {"returned": used, "taken_back": earned}
 
     def _by_key(self, order_id: str, request_key: str) -> list[dict[str, Any]]:
         return self._store.query("SELECT * FROM refunds WHERE order_id = ? AND request_key = ? ORDER BY rowid",

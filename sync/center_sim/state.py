@@ -176,6 +176,11 @@ class CenterState:
             used, earned = p.get("used"), p.get("earned")
             if member is not None and isinstance(used, int) and isinstance(earned, int):
                 member["points"] = int(member.get("points") or 0) - used + earned
+        elif item["kind"] == "member.points_reversed":  # a fully refunded order
+            member = self.members.get(str(p.get("member_id")))
+            back, taken = p.get("returned"), p.get("taken_back")
+            if member is not None and isinstance(back, int) and isinstance(taken, int):
+                member["points"] = int(member.get("points") or 0) + back - taken
 
     # ------------------------------------------------------------ trades (seed 002)
     def gopay(self, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:

@@ -362,3 +362,30 @@ def test_a_prepay_whose_authorization_expires_unused_is_refunded_in_full(shop: S
     (refund,) = under.data["refunds"]
     assert (refund["tender"], refund["state"], refund["amount_fen"]) == ("cash", "done", 20_000)
     shop.st.wait_state(1, "idle")
+
+
+def test_a_full_refund_gives_the_redeemed_points_back_and_takes_the_earned_ones(shop: Shop) -> None:
+    shop.member(points=3000)
+    shop.lookup()
+    order = _order(shop, [{"kind": "amount", "amount_fen": 20_000}], member_id="m1")
+    oid = order["order_id"]
+    r = shop.api.post(f"/api/v1/orders/{oid}/preferences", json={"points": 500, "no_coupon": True})
+    assert r.status_code == 200, r.text
+    quote = _confirm(shop, oid)
+    _pay(shop, oid, quote["quote_id"], [{"tender": "cash", "amount_fen": quote["payable_fen"]}])
+    earned = quote["payable_fen"] // 100
+    assert shop.checkout.member("m1")["points"] == 3000 - 500 + earned
+    url = f"/api/v1/orders/{oid}/refund"
+    sup = {"reason": "客户退货", "supervisor_id": "s01", "supervisor_pin": "9999"}
+    # a partial refund leaves the points as they are
+    assert shop.api.post(url, json={"amount_fen": 1000, **sup}).status_code == 201
+    assert shop.checkout.member("m1")["points"] == 3000 - 500 + earned
+    # refunding the rest makes the order whole again: the 500 come back, the earned go
+    assert shop.api.post(url, json=sup).status_code == 201
+    assert shop.checkout.member("m1")["points"] == 3000
+    (row,) = shop.st.agent.store.query("SELECT kind, payload FROM outbox WHERE event_id = ?",
+                                       (f"points:{oid}:reversed",))
+    assert row["kind"] == "member.points_reversed"
+    assert '"returned": 500' in row["payload"] and f'"taken_back": {earned}' in row["payload"]
+    audit = shop.st.agent.store.query("SELECT after FROM audit WHERE action = 'order.refund' ORDER BY id")
+    assert '"points": null' in audit[0]["after"] and '"returned": 500' in audit[1]["after"]

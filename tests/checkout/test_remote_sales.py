@@ -176,3 +176,14 @@ def test_points_redeemed_at_the_counter_reach_the_centers_member_balance_once(on
               "payload": json.loads(row["payload"])}
     assert shop.center.state.apply_upload(replay) == ("duplicate", "")
     assert shop.center.state.members["m1"]["points"] == 3000 - 300 + earned
+    # the customer brings it all back: a full refund returns the 300 and takes the earned points, at the
+    # center too
+    co.refunds.refund(order["order_id"], amount_fen=None, reason="退货", actor="c01", approved_by="s01")
+    back = f"points:{order['order_id']}:reversed"
+
+    def reversed_() -> bool:
+        row = shop.st.agent.store.query_one("SELECT state FROM outbox WHERE event_id = ?", (back,))
+        return row is not None and row["state"] == "confirmed"
+
+    shop.st.wait_event(lambda e: e.topic == "sync.state" and reversed_(), 20)
+    assert shop.center.state.members["m1"]["points"] == 3000
