@@ -18,11 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["CenterGateway", "GatewayRejected", "GatewayUnavailable", "TradeResult"]
+__all__ = ["CenterGateway", "GatewayRejected", "GatewayUnavailable", "InvoiceResult", "TradeResult"]
 
 
 class GatewayRejected(Exception):
-    """The center refused (a final answer)."""
+    """The center refused (a final answer); ``errno`` is the center's 4xx code when it gave one."""
+
+    def __init__(self, message: str = "", *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class GatewayUnavailable(Exception):
@@ -38,6 +42,16 @@ class TradeResult:
     pay_url: str = ""  #: merchant QR content for the customer display
 
 
+@dataclass(frozen=True)
+class InvoiceResult:
+    """An invoice the center issued for one order (发票)."""
+
+    invoice_no: str
+    status: str  #: issued
+    amount_fen: int
+    title: str
+
+
 class CenterGateway(Protocol):
     def gopay(self, *, out_trade_no: str, order_id: str, amount_fen: int, channel: str,
               auth_code: str | None = None) -> TradeResult: ...
@@ -51,3 +65,8 @@ class CenterGateway(Protocol):
     def coupon(self, op: str, *, coupon_id: str, out_id: str) -> None: ...
 
     def member_lookup(self, *, phone: str = "", card_no: str = "", plate: str = "") -> dict[str, Any] | None: ...
+
+    def invoice(self, *, order_id: str, amount_fen: int, title: str, tax_id: str | None,
+                email: str | None) -> InvoiceResult: ...
+
+    def member_register(self, *, out_id: str, phone: str, name: str, plate: str | None) -> dict[str, Any]: ...

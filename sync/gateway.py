@@ -1,11 +1,11 @@
 """``HttpCenterGateway``: the checkout's ``agent.ports.CenterGateway`` over the center's HTTP API.
 
 Payment calls of seed 002 (``/gopay``, ``/query/trade``, ``/refund``) and the
-member/coupon calls of the station API.  Every write carries the station-made
+member/coupon/invoice calls of the station API.  Every write carries the station-made
 id as ``out_trade_no`` / ``out_refund_no`` / ``out_id`` and as the
 ``Idempotency-Key``, so a repeat after a lost answer is harmless.
 
-Mapping: ``errno == 0`` → the data; ``errno`` 4xx (or HTTP 4xx) → ``GatewayRejected``;
+Mapping: ``errno == 0`` → the data; ``errno`` 4xx (or HTTP 4xx) → ``GatewayRejected`` (carrying the errno);
 timeout, connection error, HTTP 5xx/408/429, a body that is not the
 envelope → ``GatewayUnavailable`` (outcome unknown).  The customer's payment
 code is sent once and never logged.
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from agent.ports import GatewayRejected, GatewayUnavailable, TradeResult
+from agent.ports import GatewayRejected, GatewayUnavailable, InvoiceResult, TradeResult
 from sync.http import idempotency_header
 
 __all__ = ["HttpCenterGateway"]
@@ -55,7 +55,7 @@ class HttpCenterGateway:
         if not_found_ok and errno == 404:
             return None
         if isinstance(errno, int) and 400 <= errno < 500:
-            raise GatewayRejected(str(body.get("msg") or f"errno {errno}"))
+            raise GatewayRejected(str(body.get("msg") or f"errno {errno}"), errno=errno)
         raise GatewayUnavailable(f"{path}: errno {errno}: {body.get('msg')}")
 
     @staticmethod
@@ -113,3 +113,29 @@ class HttpCenterGateway:
         if not isinstance(data.get("member_id"), str):
             raise GatewayUnavailable("member answer has no member_id")
         return data
+
+    def member_register(self, *, out_id: str, phone: str, name: str, plate: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"out_type": "member.register", "out_id": out_id, "station_id": self.station_id,
+                                "phone": phone, "name": name}
+        if plate:
+            body["plate"] = plate
+        data = self._call("POST", "/member/register", key=f"member:register:{out_id}", json=body)
+        assert data is not None
+        if not isinstance(data.get("member_id"), str) or not data["member_id"]:
+            raise GatewayUnavailable("member registration answer has no member_id")
+        return data
+
+    # ------------------------------------------------------------ invoices
+    def invoice(self, *, order_id: str, amount_fen: int, title: str, tax_id: str | None,
+                email: str | None) -> InvoiceResult:
+        """Ask the center to issue the order's invoice; keyed by the order id (one invoice per order)."""
+        data = self._call("POST", "/invoice", key=f"invoice:{order_id}",
+                          json={"out_type": "invoice", "out_id": order_id, "order_id": order_id,
+                                "station_id": self.station_id, "amount_fen": amount_fen, "title": title,
+                                "tax_id": tax_id, "email": email})
+        assert data is not None
+        no, status, amount = data.get("invoice_no"), data.get("status"), data.get("amount_fen")
+        if not isinstance(no, str) or not no or status != "issued" or isinstance(amount, bool) \
+                or not isinstance(amount, int):
+            raise GatewayUnavailable(f"invoice answer not understood: status={status!r}")
+        return InvoiceResult(invoice_no=no, status=status, amount_fen=amount, title=str(data.get("title") or title))

@@ -21,6 +21,8 @@ SAMPLES: dict[str, str] = {
                 " updated_at_ms) VALUES ('p1', 'o1', 1, 'cash', 7890, 'confirmed', 1, 1)",
     "shifts": "INSERT INTO shifts(shift_id, cashier, state, opened_at_ms) VALUES ('s1', 'c1', 'open', 1)",
     "members": "INSERT INTO members(member_id, name, updated_at_ms) VALUES ('m1', '张三', 1)",
+    "invoices": "INSERT INTO invoices(order_id, state, invoice_no, title, amount_fen, actor, created_at_ms)"
+                " VALUES ('o1', 'issued', 'FP1', '个人', 7890, 'c01', 1)",
 }
 
 

@@ -26,7 +26,8 @@ until a cashier signs in), the till, the shift close (班结) and the reports.
 The logged-in cashier, their id and role are shown in the top bar; the agent
 decides what the role may do (a cashier changing prices gets its 403 in
 words).  A ``printer.status`` error shows a warning strip with the agent's
-message until the printer is back.
+message until the printer is back.  The online-only counter operations — 开发票 (from the recent
+orders dialog) and 注册会员 (next to the member field) — show the agent's refusal in words offline.
 """
 
 from __future__ import annotations
@@ -47,7 +48,14 @@ from PySide6.QtWidgets import (
 
 from ui.checkout import CheckoutController
 from ui.client import ApiClient, ApiError
-from ui.dialogs import ItemPickDialog, PrepayDialog, PriceDialog, RefundDialog, ReprintDialog
+from ui.dialogs import (
+    ItemPickDialog,
+    MemberRegisterDialog,
+    PrepayDialog,
+    PriceDialog,
+    RefundDialog,
+    ReprintDialog,
+)
 from ui.i18n import CATALOG, error_text, language, set_language, tr
 from ui.login import LoginPage
 from ui.managermodels import CashierSession
@@ -169,6 +177,7 @@ class CashierWindow(QMainWindow):
         self.side = QStackedWidget(central)
         self.order_panel = OrderPanel(checkout, self.side)
         self.payment_panel = PaymentPanel(checkout, self.side)
+        self.order_panel.register_requested.connect(self.open_member_register)
         self.side.addWidget(self.order_panel)
         self.side.addWidget(self.payment_panel)
         self.side.setMinimumWidth(380)
@@ -440,6 +449,14 @@ class CashierWindow(QMainWindow):
 
     def open_reprint(self) -> ReprintDialog:
         dlg = ReprintDialog(self.api, self.co.last_paid_order_id, self)
+        dlg.message.connect(self.show_message)
+        dlg.open()
+        return dlg
+
+    def open_member_register(self, phone: str = "") -> MemberRegisterDialog:
+        """会员注册 (online only): the new member goes on the order like a looked-up one."""
+        dlg = MemberRegisterDialog(self.api, phone, self)
+        dlg.registered.connect(self.co.use_member)
         dlg.message.connect(self.show_message)
         dlg.open()
         return dlg

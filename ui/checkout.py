@@ -69,6 +69,8 @@ PATHS = {
     "fills": "/api/v1/fills",
     "catalog": "/api/v1/catalog",
     "members": "/api/v1/members/lookup",
+    "member_register": "/api/v1/members",
+    "invoice": "/api/v1/orders/{id}/invoice",
     "login": "/api/v1/session/login",
     "logout": "/api/v1/session/logout",
 }
@@ -273,6 +275,13 @@ class CheckoutController(QObject):
             return
         field = "phone" if key.isdigit() and len(key) == 11 else "card_no" if key.isascii() else "plate"
         self.api.call("GET", PATHS["members"], {field: key}, on_ok=self._on_member, on_error=self._fail)
+
+    def use_member(self, member: Any) -> None:
+        """A member just registered (or found elsewhere): on the order as after a lookup.  Right after a
+        sale (its result still shown) the member starts the next order, never the paid one."""
+        if self.phase is Phase.PAID:
+            self._back_to_idle()
+        self._on_member(member)
 
     def _on_member(self, member: Any) -> None:
         if not isinstance(member, dict):

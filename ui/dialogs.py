@@ -1,4 +1,5 @@
-"""Dialogs of the cashier window: price change, prepay (by amount or volume), refund, reprint, item pick.
+"""Dialogs of the cashier window: price change, prepay (by amount or volume), refund, reprint, invoice,
+member registration, item pick.
 
 ``PriceDialog`` asks twice: the first press of OK checks the input and shows
 what will change, the second sends ``POST /api/v1/prices`` with
@@ -6,10 +7,17 @@ what will change, the second sends ``POST /api/v1/prices`` with
 in yuan per litre and converted exactly to fen (``parse_yuan``); a bad entry is
 refused in the dialog.  The call runs on the worker thread; the dialog closes
 on success and shows the agent's refusal otherwise.
+
+``InvoiceDialog`` (开发票) and ``MemberRegisterDialog`` (会员注册) are online-only operations: the
+agent refuses them while the trade center is unreachable and the dialog says so in words.  Each
+sends a request key made when the dialog opens and kept after an unknown outcome (no answer), so
+pressing again is the same request, never a second one; a definite refusal gets a fresh key.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +38,32 @@ from PySide6.QtWidgets import (
 )
 
 from agent.money import MoneyError, amount_for_volume, format_fen, parse_yuan
-from ui.checkout import CheckoutController
+from ui.checkout import PATHS, CheckoutController
 from ui.client import ApiClient, ApiError
 from ui.i18n import error_text, tr
 from ui.viewmodels import money
 
-__all__ = ["ItemPickDialog", "PrepayDialog", "PriceDialog", "RefundDialog", "ReprintDialog", "parse_litres"]
+__all__ = ["InvoiceDialog", "ItemPickDialog", "MemberRegisterDialog", "PrepayDialog", "PriceDialog", "RefundDialog",
+           "ReprintDialog", "parse_litres"]
+
+ERROR_STYLE = "color: #B71C1C; font-weight: bold;"
+OK_STYLE = "color: #1B5E20; font-weight: bold; font-size: 16px;"
+BUSY_STYLE = "color: #0D47A1;"
+#: answers after which the outcome is unknown: the same request (key) is sent again
+UNKNOWN_OUTCOME = frozenset({"agent_down", "center_no_answer"})
+
+
+def _key(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def _refusal(err: ApiError, offline_key: str) -> str:
+    """The agent's refusal as one sentence; offline names the operation that needs the center."""
+    if err.status == 0:
+        return tr("err.agent_down")
+    if err.code == "offline":
+        return tr(offline_key)
+    return error_text(err.code, err.message, **err.details)
 
 
 def parse_litres(text: str) -> int:
@@ -309,7 +337,7 @@ class ReprintDialog(QDialog):
     ``GET /api/v1/orders?state=paid`` fills the list (newest first), the last order paid at this
     till is preselected; ``POST /api/v1/orders/{id}/reprint`` queues the copy.  The result and any
     refusal go to ``message`` (the window's status line); the printer's own state arrives later
-    as a ``printer.status`` event.
+    as a ``printer.status`` event.  开发票 opens ``InvoiceDialog`` for the chosen order.
     """
 
     message = Signal(str, bool)
@@ -336,9 +364,12 @@ class ReprintDialog(QDialog):
         self.reprint_button.setObjectName("reprint_ok")
         self.reprint_button.setStyleSheet("font-weight: bold;")
         self.reprint_button.clicked.connect(self.reprint)
+        self.invoice_button = QPushButton(tr("btn.invoice"), self)
+        self.invoice_button.setObjectName("reprint_invoice")
+        self.invoice_button.clicked.connect(self.open_invoice)
         close = QPushButton(tr("dlg.cancel"), self)
         close.clicked.connect(self.reject)
-        for b in (self.refresh_button, close, self.reprint_button):
+        for b in (self.refresh_button, close, self.invoice_button, self.reprint_button):
             b.setMinimumHeight(48)
             row.addWidget(b)
         lay.addLayout(row)
@@ -381,12 +412,240 @@ class ReprintDialog(QDialog):
         self.message.emit(tr("reprint.done", receipt=self._receipt), False)
         self.accept()
 
+    def open_invoice(self) -> InvoiceDialog | None:
+        item: QListWidgetItem | None = self.list.currentItem()
+        if item is None:
+            self.info.setText(tr("reprint.pick"))
+            return None
+        dlg = InvoiceDialog(self.api, str(item.data(Qt.ItemDataRole.UserRole)),
+                            str(item.data(Qt.ItemDataRole.UserRole + 1)), self)
+        dlg.message.connect(self.message)
+        dlg.open()
+        return dlg
+
     def _failed(self, err: ApiError) -> None:
         self.reprint_button.setEnabled(True)
         text = tr("err.agent_down") if err.status == 0 else error_text(err.code, err.message, **err.details)
         self.info.setStyleSheet("color: #B71C1C; font-weight: bold;")
         self.info.setText(text)
         self.message.emit(text, True)
+
+
+class InvoiceDialog(QDialog):
+    """开发票 for one paid order: buyer, optional tax id and e-mail; the trade center issues it (online only).
+
+    ``GET /api/v1/orders/{id}/invoice`` first: an order that has its invoice already shows it (one per
+    order).  ``POST`` asks for it; the invoice number, or the agent's refusal in words, is shown here
+    and on ``message`` (the window's status line).
+    """
+
+    message = Signal(str, bool)
+    issued = Signal(object)
+
+    def __init__(self, api: ApiClient, order_id: str, receipt_no: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("invoice_dialog")
+        self.setWindowTitle(tr("invoice.title", receipt=receipt_no or order_id[:8]))
+        self.setMinimumWidth(520)
+        self.api = api
+        self.path = PATHS["invoice"].format(id=order_id)
+        self.request_key = _key("inv")
+        self.invoice: dict[str, Any] | None = None
+        lay = QVBoxLayout(self)
+        head = QLabel(tr("invoice.title", receipt=receipt_no or order_id[:8]), self)
+        head.setStyleSheet("font-size: 18px; font-weight: bold;")
+        lay.addWidget(head)
+        form = QFormLayout()
+        self.title_edit = QLineEdit(self)
+        self.title_edit.setObjectName("invoice_title")
+        self.title_edit.setPlaceholderText(tr("invoice.buyer_hint"))
+        self.title_edit.setMaxLength(100)
+        self.tax_edit = QLineEdit(self)
+        self.tax_edit.setObjectName("invoice_tax_id")
+        self.tax_edit.setPlaceholderText(tr("invoice.tax_id_hint"))
+        self.tax_edit.setMaxLength(20)
+        self.email_edit = QLineEdit(self)
+        self.email_edit.setObjectName("invoice_email")
+        self.email_edit.setMaxLength(100)
+        for key, w in (("invoice.buyer", self.title_edit), ("invoice.tax_id", self.tax_edit),
+                       ("invoice.email", self.email_edit)):
+            w.setMinimumHeight(40)
+            form.addRow(tr(key), w)
+        lay.addLayout(form)
+        self.info = QLabel(self)
+        self.info.setObjectName("invoice_info")
+        self.info.setWordWrap(True)
+        self.info.setMinimumHeight(48)
+        lay.addWidget(self.info)
+        row = QHBoxLayout()
+        self.close_button = QPushButton(tr("dlg.cancel"), self)
+        self.close_button.setObjectName("invoice_close")
+        self.close_button.clicked.connect(self.reject)
+        self.ok_button = QPushButton(tr("invoice.submit"), self)
+        self.ok_button.setObjectName("invoice_ok")
+        self.ok_button.setStyleSheet("font-weight: bold;")
+        self.ok_button.clicked.connect(self.submit)
+        for b in (self.close_button, self.ok_button):
+            b.setMinimumHeight(48)
+            row.addWidget(b)
+        lay.addLayout(row)
+        self.api.call("GET", self.path, on_ok=self._on_existing, on_error=self._no_invoice)
+
+    def _say(self, text: str, style: str) -> None:
+        self.info.setStyleSheet(style)
+        self.info.setText(text)
+
+    def _on_existing(self, body: Any) -> None:
+        if not isinstance(body, dict) or self.invoice is not None:
+            return
+        if body.get("state") == "issued":
+            self._show_issued(body)
+        else:  # asked before and the center's answer was lost: send the same request again
+            for e, key in ((self.title_edit, "title"), (self.tax_edit, "tax_id"), (self.email_edit, "email")):
+                e.setText(str(body.get(key) or ""))
+            self.request_key = str(body.get("request_key") or self.request_key)
+            self._say(tr("invoice.pending"), BUSY_STYLE)
+
+    def _no_invoice(self, _: ApiError) -> None:
+        """No invoice yet (404): the form stays empty."""
+
+    def submit(self) -> None:
+        title, tax_id, email = (self.title_edit.text().strip(), self.tax_edit.text().strip().upper(),
+                                self.email_edit.text().strip())
+        if not title:
+            self._say(tr("invoice.need_title"), ERROR_STYLE)
+            return
+        if tax_id and not re.fullmatch(r"[0-9A-Z]{15,20}", tax_id):
+            self._say(tr("invoice.bad_tax_id"), ERROR_STYLE)
+            return
+        if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            self._say(tr("invoice.bad_email"), ERROR_STYLE)
+            return
+        body: dict[str, Any] = {"title": title, "request_key": self.request_key}
+        if tax_id:
+            body["tax_id"] = tax_id
+        if email:
+            body["email"] = email
+        self.ok_button.setEnabled(False)
+        self._say(tr("invoice.busy"), BUSY_STYLE)
+        self.api.call("POST", self.path, body, on_ok=self._done, on_error=self._failed)
+
+    def _done(self, body: Any) -> None:
+        if not isinstance(body, dict):
+            return
+        self._show_issued(body)
+        self.message.emit(self._issued_text(body), False)
+        self.issued.emit(body)
+
+    @staticmethod
+    def _issued_text(inv: dict[str, Any]) -> str:
+        return tr("invoice.issued", no=inv.get("invoice_no", ""), amount=format_fen(int(inv.get("amount_fen") or 0)))
+
+    def _show_issued(self, inv: dict[str, Any]) -> None:
+        self.invoice = inv
+        for e, key in ((self.title_edit, "title"), (self.tax_edit, "tax_id"), (self.email_edit, "email")):
+            e.setText(str(inv.get(key) or ""))  # as the center issued it
+        self._say(self._issued_text(inv) + "\n" + tr("invoice.issued_detail", title=inv.get("title", "")), OK_STYLE)
+        for e in (self.title_edit, self.tax_edit, self.email_edit):
+            e.setReadOnly(True)
+        self.ok_button.hide()
+        self.close_button.setText(tr("dlg.close"))
+
+    def _failed(self, err: ApiError) -> None:
+        self.ok_button.setEnabled(True)
+        if err.code not in UNKNOWN_OUTCOME:
+            self.request_key = _key("inv")
+        text = _refusal(err, "invoice.offline")
+        self._say(text, ERROR_STYLE)
+        self.message.emit(text, True)
+
+
+class MemberRegisterDialog(QDialog):
+    """会员注册: phone and name (plate optional) → ``POST /api/v1/members`` (online only).
+
+    On success ``registered(member)`` carries the member as a lookup returns it (the window puts it on
+    the order) and the dialog closes; a refusal (offline, phone already a member's) stays in the dialog.
+    """
+
+    registered = Signal(object)
+    message = Signal(str, bool)
+
+    def __init__(self, api: ApiClient, phone: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("member_register_dialog")
+        self.setWindowTitle(tr("member.reg_title"))
+        self.setMinimumWidth(480)
+        self.api = api
+        self.request_key = _key("reg")
+        lay = QVBoxLayout(self)
+        head = QLabel(tr("member.reg_title"), self)
+        head.setStyleSheet("font-size: 18px; font-weight: bold;")
+        lay.addWidget(head)
+        form = QFormLayout()
+        self.phone_edit = QLineEdit(phone.strip() if phone.strip().isdigit() else "", self)
+        self.phone_edit.setObjectName("reg_phone")
+        self.phone_edit.setMaxLength(11)
+        self.name_edit = QLineEdit(self)
+        self.name_edit.setObjectName("reg_name")
+        self.name_edit.setMaxLength(30)
+        self.plate_edit = QLineEdit(self)
+        self.plate_edit.setObjectName("reg_plate")
+        self.plate_edit.setMaxLength(10)
+        self.plate_edit.setPlaceholderText("粤B12345")
+        for key, w in (("member.phone", self.phone_edit), ("member.name", self.name_edit),
+                       ("member.plate", self.plate_edit)):
+            w.setMinimumHeight(40)
+            form.addRow(tr(key), w)
+        lay.addLayout(form)
+        self.info = QLabel(self)
+        self.info.setObjectName("reg_info")
+        self.info.setWordWrap(True)
+        self.info.setMinimumHeight(48)
+        lay.addWidget(self.info)
+        row = QHBoxLayout()
+        cancel = QPushButton(tr("dlg.cancel"), self)
+        cancel.clicked.connect(self.reject)
+        self.ok_button = QPushButton(tr("member.reg_submit"), self)
+        self.ok_button.setObjectName("reg_ok")
+        self.ok_button.setStyleSheet("font-weight: bold;")
+        self.ok_button.clicked.connect(self.submit)
+        for b in (cancel, self.ok_button):
+            b.setMinimumHeight(48)
+            row.addWidget(b)
+        lay.addLayout(row)
+
+    def _say(self, text: str, style: str) -> None:
+        self.info.setStyleSheet(style)
+        self.info.setText(text)
+
+    def submit(self) -> None:
+        phone, name = self.phone_edit.text().strip(), self.name_edit.text().strip()
+        plate = self.plate_edit.text().strip().upper()
+        if not re.fullmatch(r"1[0-9]{10}", phone):
+            self._say(tr("member.bad_phone"), ERROR_STYLE)
+            return
+        if not 1 <= len(name) <= 30:
+            self._say(tr("member.need_name"), ERROR_STYLE)
+            return
+        body: dict[str, Any] = {"phone": phone, "name": name, "request_key": self.request_key}
+        if plate:
+            body["plate"] = plate
+        self.ok_button.setEnabled(False)
+        self._say(tr("member.busy"), BUSY_STYLE)
+        self.api.call("POST", PATHS["member_register"], body, on_ok=self._done, on_error=self._failed)
+
+    def _done(self, member: Any) -> None:
+        if not isinstance(member, dict):
+            return
+        self.registered.emit(member)
+        self.message.emit(tr("member.registered", name=member.get("name", ""), phone=member.get("phone", "")), False)
+        self.accept()
+
+    def _failed(self, err: ApiError) -> None:
+        self.ok_button.setEnabled(True)
+        if err.code not in UNKNOWN_OUTCOME:
+            self.request_key = _key("reg")  # a definite refusal: a corrected entry is a new request
+        self._say(_refusal(err, "member.offline"), ERROR_STYLE)
 
 
 class ItemPickDialog(QDialog):

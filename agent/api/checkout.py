@@ -1,4 +1,5 @@
-"""Checkout endpoints: catalog, members, order editing with live quotes, confirm, pay, refund, prepay, login."""
+"""Checkout endpoints: catalog, members (lookup, registration), order editing with live quotes, confirm, pay,
+refund, invoice, prepay, login."""
 
 from __future__ import annotations
 
@@ -84,6 +85,20 @@ class PrepayIn(_Body):
     request_key: Annotated[str | None, Field(min_length=8, max_length=64)] = None
 
 
+class InvoiceIn(_Body):
+    title: Annotated[str, Field(min_length=1, max_length=100)]
+    tax_id: Annotated[str | None, Field(min_length=15, max_length=20, pattern=r"^[0-9A-Za-z]+$")] = None
+    email: Annotated[str | None, Field(min_length=3, max_length=100)] = None
+    request_key: Annotated[str | None, Field(min_length=8, max_length=64)] = None
+
+
+class MemberRegisterIn(_Body):
+    phone: Annotated[str, Field(pattern=r"^1[0-9]{10}$")]
+    name: Annotated[str, Field(min_length=1, max_length=30)]
+    plate: Annotated[str | None, Field(min_length=5, max_length=10)] = None
+    request_key: Annotated[str | None, Field(min_length=8, max_length=64)] = None
+
+
 class LoginIn(_Body):
     cashier_id: Annotated[str, Field(min_length=1, max_length=16)]
     pin: Annotated[str, Field(min_length=4, max_length=12)]
@@ -134,6 +149,14 @@ def catalog(request: Request, _: Auth, q: str = "") -> list[dict[str, Any]]:
 @router.get("/members/lookup")
 def member_lookup(request: Request, _: Auth, phone: str = "", card_no: str = "", plate: str = "") -> dict[str, Any]:
     result: dict[str, Any] = _co(request).lookup_member(phone=phone, card_no=card_no, plate=plate)
+    return result
+
+
+@router.post("/members", status_code=201)
+def member_register(body: MemberRegisterIn, request: Request, who: Auth) -> dict[str, Any]:
+    """会员注册: online only (``503 offline``); a phone that is already a member's is ``409 member_exists``."""
+    result: dict[str, Any] = _co(request).register_member(phone=body.phone, name=body.name, plate=body.plate,
+                                                          actor=who, request_key=body.request_key)
     return result
 
 
@@ -206,6 +229,21 @@ def refund(order_id: str, body: RefundIn, request: Request, who: Auth) -> list[d
     result: list[dict[str, Any]] = _co(request).refund(
         order_id, amount_fen=body.amount_fen, reason=body.reason, actor=who, supervisor_id=body.supervisor_id,
         supervisor_pin=body.supervisor_pin, request_key=body.request_key)
+    return result
+
+
+@router.post("/orders/{order_id}/invoice", status_code=201)
+def invoice(order_id: str, body: InvoiceIn, request: Request, who: Auth) -> dict[str, Any]:
+    """开发票 for a paid order, issued by the center: online only (``503 offline``); one per order (a repeat
+    returns it, another title is ``409 invoice_exists``)."""
+    result: dict[str, Any] = _co(request).invoices.request(order_id, title=body.title, tax_id=body.tax_id,
+                                                           email=body.email, actor=who, request_key=body.request_key)
+    return result
+
+
+@router.get("/orders/{order_id}/invoice")
+def get_invoice(order_id: str, request: Request, _: Auth) -> dict[str, Any]:
+    result: dict[str, Any] = _co(request).invoices.get(order_id)
     return result
 
 

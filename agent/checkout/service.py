@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = ["CheckoutService"]
 class CheckoutService:
     def __init__(self, agent: Agent, gateway: CenterGateway | None = None) -> None:
         from agent.cashiers import CashierService
+        from agent.checkout.invoices import InvoiceService
         from agent.checkout.refunds import RefundService
         from agent.checkout.saga import PaymentSagas
 
@@ -52,6 +54,7 @@ class CheckoutService:
         self.mobile = MobileOrders(self)
         self.plate = PlatePay(self)
         self.refunds = RefundService(self)
+        self.invoices = InvoiceService(self)
         self.cashiers = CashierService(agent.store, agent.clock)
         self.cashiers.bootstrap(list(agent.config.cashiers))
         self._stop = threading.Event()
@@ -85,9 +88,10 @@ class CheckoutService:
                 return
 
     def sweep(self) -> None:
-        """One sentinel round: open sagas, duplicates, coupon settles, pending refunds, order timeouts."""
+        """One sentinel round: open sagas, duplicates, coupon settles, pending refunds and invoices, order timeouts."""
         self.sagas.sentinel_tick()
         self.refunds.retry_pending()
+        self.invoices.retry_pending()
         self.expire_orders()
 
     def _listen(self) -> None:
@@ -293,29 +297,77 @@ class CheckoutService:
             raise NotFound("no such member (offline: only cached members can be found)", code="no_member")
         return self.member(row["member_id"])
 
-    def _cache_member(self, m: dict[str, Any]) -> None:
+    def register_member(self, *, phone: str, name: str, plate: str | None = None, actor: str,
+                        request_key: str | None = None) -> dict[str, Any]:
+        """会员注册 at the counter: online only; the center creates the member, the station caches it.
+
+        The registration's id (``out_id`` at the center) comes from the request key when there is one,
+        so a repeat after a lost answer returns the same member; a phone that is already a member's is
+        refused (``member_exists``).  Offline: refused (``offline``), nothing stored or sent.
+        """
+        phone, name = phone.strip(), name.strip()
+        plate = (plate or "").strip().upper() or None
+        if not re.fullmatch(r"1[0-9]{10}", phone):
+            raise InvalidRequest("phone: 11 digits starting with 1", code="bad_phone")
+        if not 1 <= len(name) <= 30:
+            raise InvalidRequest("name: 1 to 30 characters", code="bad_name")
+        if plate is not None and not 5 <= len(plate) <= 10:
+            raise InvalidRequest("plate: expected 5 to 10 characters, e.g. 粤B12345", code="bad_plate")
+        self.agent.require_online("member registration")
+        if self.gateway is None:
+            raise Unavailable("member registration needs the trade center, which is not configured",
+                              code="offline", operation="member registration")
+        out_id = f"{self._cfg.station.id}:{request_key}" if request_key else self.agent.ids.new_id()
+        try:
+            m = self.gateway.member_register(out_id=out_id, phone=phone, name=name, plate=plate)
+        except GatewayRejected as exc:
+            if exc.errno == 409:
+                raise Conflict(f"phone {phone} already belongs to a member: look the member up",
+                               code="member_exists", phone=phone) from None
+            raise InvalidRequest(f"the trade center refused the registration: {exc}", code="member_refused") from None
+        except GatewayUnavailable as exc:
+            raise Unavailable(f"the trade center did not answer the registration ({exc}): ask again with the same"
+                              " request_key", code="center_no_answer", operation="member registration") from None
         now = self.agent.clock.now_ms()
+        member_id = str(m["member_id"])
 
         def tx(db: sqlite_utils.Database) -> None:
-            db.execute(
-                "INSERT INTO members(member_id, name, level, phone, card_no, plates, balance_fen, points,"
-                " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(member_id) DO UPDATE SET name = excluded.name,"
-                " level = excluded.level, phone = excluded.phone, card_no = excluded.card_no,"
-                " plates = excluded.plates, balance_fen = excluded.balance_fen, points = excluded.points,"
-                " updated_at_ms = excluded.updated_at_ms",
-                [m["member_id"], m.get("name", ""), m.get("level", "normal"), m.get("phone"), m.get("card_no"),
-                 json.dumps(m.get("plates", [])), int(m.get("balance_fen", 0)), int(m.get("points", 0)), now])
-            for c in m.get("coupons", []) or []:
-                db.execute(
-                    "INSERT INTO coupons(coupon_id, member_id, kind, value, min_spend_fen, state, updated_at_ms)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(coupon_id) DO UPDATE SET state = CASE WHEN"
-                    " coupons.state IN ('locked', 'settled') THEN coupons.state ELSE excluded.state END,"
-                    " updated_at_ms = excluded.updated_at_ms",
-                    [c["coupon_id"], m["member_id"], c.get("kind", "cash"), int(c["value"]),
-                     int(c.get("min_spend_fen", 0)), c.get("state", "available"), now])
+            known = db.execute("SELECT 1 FROM members WHERE member_id = ?", [member_id]).fetchone()
+            self._upsert_member(db, m, now)
+            if known is None:  # a repeated registration is not audited twice
+                add_audit(db, at_ms=now, actor=actor, action="member.register", target=f"member:{member_id}",
+                          after={"name": m.get("name", name), "phone": f"{phone[:3]}****{phone[-4:]}",
+                                 "plate": plate})
 
         self._store.write(tx)
+        member = self.member(member_id)
+        self.agent.bus.publish("member.registered", {"member_id": member_id, "name": member["name"]})
+        return member
+
+    def _cache_member(self, m: dict[str, Any]) -> None:
+        now = self.agent.clock.now_ms()
+        self._store.write(lambda db: self._upsert_member(db, m, now))
+
+    @staticmethod
+    def _upsert_member(db: sqlite_utils.Database, m: dict[str, Any], now: int) -> None:
+        """Inside a transaction: the member and its coupons as the center sent them (the cache)."""
+        db.execute(
+            "INSERT INTO members(member_id, name, level, phone, card_no, plates, balance_fen, points,"
+            " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(member_id) DO UPDATE SET name = excluded.name,"
+            " level = excluded.level, phone = excluded.phone, card_no = excluded.card_no,"
+            " plates = excluded.plates, balance_fen = excluded.balance_fen, points = excluded.points,"
+            " updated_at_ms = excluded.updated_at_ms",
+            [m["member_id"], m.get("name", ""), m.get("level", "normal"), m.get("phone"), m.get("card_no"),
+             json.dumps(m.get("plates", [])), int(m.get("balance_fen", 0)), int(m.get("points", 0)), now])
+        for c in m.get("coupons", []) or []:
+            db.execute(
+                "INSERT INTO coupons(coupon_id, member_id, kind, value, min_spend_fen, state, updated_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(coupon_id) DO UPDATE SET state = CASE WHEN"
+                " coupons.state IN ('locked', 'settled') THEN coupons.state ELSE excluded.state END,"
+                " updated_at_ms = excluded.updated_at_ms",
+                [c["coupon_id"], m["member_id"], c.get("kind", "cash"), int(c["value"]),
+                 int(c.get("min_spend_fen", 0)), c.get("state", "available"), now])
 
     def member(self, member_id: str) -> dict[str, Any]:
         m = self._store.query_one("SELECT * FROM members WHERE member_id = ?", (member_id,))

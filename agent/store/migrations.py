@@ -441,10 +441,36 @@ def _v10_refund_keys(c: sqlite3.Connection) -> None:
     c.execute("CREATE INDEX refunds_request_key ON refunds(request_key)")
 
 
+def _v11_invoices(c: sqlite3.Connection) -> None:
+    """Invoices (发票) issued by the center, one per order.
+
+    A row is written as ``requested`` before the center is asked (keyed by the order id, so asking
+    again cannot issue a second invoice) and becomes ``issued`` with the center's invoice number.
+    """
+    for sql in (
+        """CREATE TABLE invoices (
+            order_id TEXT PRIMARY KEY REFERENCES orders(order_id),
+            state TEXT NOT NULL CHECK (state IN ('requested', 'issued')),
+            invoice_no TEXT UNIQUE,
+            title TEXT NOT NULL,
+            tax_id TEXT,
+            email TEXT,
+            amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+            actor TEXT NOT NULL,
+            request_key TEXT,
+            created_at_ms INTEGER NOT NULL,
+            issued_at_ms INTEGER,
+            CHECK (state = 'requested' OR invoice_no IS NOT NULL)
+        )""",
+        "CREATE INDEX invoices_state ON invoices(state)",
+    ):
+        c.execute(sql)
+
+
 #: Index i holds the step that takes the schema from version i to i + 1.
 MIGRATIONS: tuple[Step, ...] = (_v1_core, _v2_payments_shifts, _v3_members_prices, _v4_pump_settings,
                                   _v5_sync, _v6_checkout, _v7_manager, _v8_terminals, _v9_fill_baseline,
-                                  _v10_refund_keys)
+                                  _v10_refund_keys, _v11_invoices)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

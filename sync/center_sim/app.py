@@ -1,7 +1,8 @@
 """The simulated center's HTTP API (FastAPI): seed 002's payment API plus what a station needs.
 
 Every answer is the seed's envelope ``{"errno": 0, "msg": "ok", "data": {...}}``; errors put the
-HTTP-like code in ``errno`` (400 invalid, 404 unknown, 422 key reused) with the same HTTP status.
+HTTP-like code in ``errno`` (400 invalid, 404 unknown, 409 phone already a member's, 422 key reused or a
+bad invoice amount) with the same HTTP status.
 
 Write endpoints honour the fault knobs (``Faults``): ``delay_s``, ``fail_5xx`` (503, nothing
 committed), ``commit_then_500`` and ``commit_then_drop`` (committed, then the answer is lost: the
@@ -206,6 +207,16 @@ def build_app(state: CenterState, publisher: Publisher | None = None) -> FastAPI
                     return ok({**m, "coupons": coupons})
         return err(404, "no such member")
 
+    @app.post("/member/register")
+    async def member_register(request: Request) -> Response:
+        if (r := await pre_write()) is not None:
+            return r
+        b = await body_json(request)
+        res = state.register_member(b if isinstance(b, dict) else {})
+        if res["errno"]:
+            return err(res["errno"], res["msg"])
+        return post_write(ok({k: v for k, v in res.items() if k != "errno"}))
+
     @app.post("/member/stored_value/{op}")
     async def stored_value(op: str, request: Request) -> Response:
         if (r := await pre_write()) is not None:
@@ -248,6 +259,15 @@ def build_app(state: CenterState, publisher: Publisher | None = None) -> FastAPI
 
         res = state.once(f"coupon.{op}", f"{b.get('out_type')}:{b.get('out_id')}", run)
         return err(res["errno"], res["msg"]) if res["errno"] else post_write(ok(res))
+
+    # ------------------------------------------------------------ invoices (发票)
+    @app.post("/invoice")
+    async def invoice(request: Request) -> Response:
+        if (r := await pre_write()) is not None:
+            return r
+        b = await body_json(request)
+        code, msg, data = state.issue_invoice(b if isinstance(b, dict) else {})
+        return err(code, msg) if code else post_write(ok(data))
 
     # ------------------------------------------------------------ admin (simulator only)
     @app.get("/_sim/state")

@@ -1,4 +1,4 @@
-"""The simulated center's data: uploads, trades, refunds, config, members, coupons, mobile orders.
+"""The simulated center's data: uploads, trades, refunds, config, members, coupons, mobile orders, invoices.
 
 Everything is in memory under one lock (``threading.RLock``), optionally saved to a JSON file.
 Uploads are upserts keyed by ``out_type`` + ``out_id``; each message is applied once per
@@ -115,13 +115,15 @@ class CenterState:
         self.coupons: dict[str, dict[str, Any]] = {}
         self.ops: dict[str, Any] = {}  # out_type:out_id → stored result of member/coupon writes
         self.mobile_orders: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}  # out_id (the station's order id) → invoice
+        self.calls: dict[str, int] = {}  # requests received per write endpoint (tests: "the center saw one")
         self._seq = 0
         if path is not None and path.exists():
             self._load(path)
 
     # ------------------------------------------------------------ persistence
     _SAVED = ("events", "applied", "records", "replays", "trades", "trade_by_out", "refunds", "config",
-              "members", "coupons", "ops", "mobile_orders", "_seq")
+              "members", "coupons", "ops", "mobile_orders", "invoices", "_seq")
 
     def _load(self, path: Path) -> None:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -275,6 +277,57 @@ class CenterState:
                                  key=lambda t: str(t["trade_no"])),
                 "refunds": sorted(({k: r[k] for k in ("refund_no", "out_refund_no", "amount_fen")} for r in refunds),
                                   key=lambda r: str(r["refund_no"]))}
+
+    # ------------------------------------------------------------ invoices (发票)
+    def issue_invoice(self, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
+        """Issue the invoice of one station order; idempotent by ``out_id``: a repeat returns the same invoice."""
+        out_id, amount, title = body.get("out_id"), body.get("amount_fen"), body.get("title")
+        with self.lock:
+            self.calls["invoice"] = self.calls.get("invoice", 0) + 1
+            if not isinstance(out_id, str) or not out_id:
+                return 400, "out_id required", {}
+            existing = self.invoices.get(out_id)
+            if existing is not None:
+                return 0, "ok", dict(existing)
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+                return 422, "amount_fen: integer fen > 0 required", {}
+            if not isinstance(title, str) or not 1 <= len(title.strip()) <= 100:
+                return 400, "title: 1 to 100 characters required", {}
+            at = int(body.get("at_ms") or now_ms())
+            inv = {"invoice_no": f"FP{utc_day(at).replace('-', '')}{self.next_seq():08d}", "status": "issued",
+                   "out_id": out_id, "order_id": body.get("order_id") or out_id, "station_id": body.get("station_id"),
+                   "amount_fen": amount, "title": title.strip(), "tax_id": body.get("tax_id"),
+                   "email": body.get("email"), "issued_at_ms": at}
+            self.invoices[out_id] = inv
+            return 0, "ok", dict(inv)
+
+    # ------------------------------------------------------------ members
+    def register_member(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new member (会员注册); idempotent by ``out_id``; a phone that is already a member's is refused (409)."""
+        with self.lock:
+            self.calls["member.register"] = self.calls.get("member.register", 0) + 1
+            out_id, phone, name, plate = body.get("out_id"), body.get("phone"), body.get("name"), body.get("plate")
+            if not isinstance(out_id, str) or not out_id:
+                return {"errno": 400, "msg": "out_id required"}
+
+            def run() -> dict[str, Any]:
+                if not isinstance(phone, str) or not re.fullmatch(r"1[0-9]{10}", phone):
+                    return {"errno": 400, "msg": "phone: 11 digits starting with 1 required"}
+                if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
+                    return {"errno": 400, "msg": "name: 1 to 30 characters required"}
+                if plate is not None and not isinstance(plate, str):
+                    return {"errno": 400, "msg": "plate: expected a string"}
+                taken = next((m for m in self.members.values() if m.get("phone") == phone), None)
+                if taken is not None:
+                    return {"errno": 409, "msg": f"phone {phone} already belongs to member {taken['member_id']}"}
+                member_id = f"M{self.next_seq():08d}"
+                m = {"member_id": member_id, "name": name.strip(), "level": "normal", "phone": phone,
+                     "card_no": None, "plates": [plate] if plate else [], "balance_fen": 0, "points": 0}
+                self.members[member_id] = m
+                return {"errno": 0, **m, "coupons": []}
+
+            result: dict[str, Any] = self.once("member.register", out_id, run)
+            return result
 
     # ------------------------------------------------------------ idempotent member/coupon writes
     def once(self, out_type: str, out_id: str, fn: Any) -> Any:

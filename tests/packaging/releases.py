@@ -1,10 +1,13 @@
 """Build "future" releases of the package for upgrade tests: this tree, a new version, extra migrations.
 
-``build_release(out, "0.1.1", steps=[GOOD_V11])`` copies the source tree (no tests, no caches),
+``build_release(out, "0.1.1", steps=[GOOD_EXPAND])`` copies the source tree (no tests, no caches),
 sets ``[project] version``, appends the given migration steps after the shipped ones in
 ``agent/store/migrations.py`` exactly as a developer would add a step, and runs that copy's own
 ``packaging/build_deb.py`` with the dependency wheels repacked from this checkout's ``.venv``
 (cached in ``build/wheels``).  The result is a real ``forecourt_<version>-1_<arch>.deb``.
+
+The planted steps have neutral names: appended after the shipped ones, they take the schema from
+``SCHEMA_VERSION`` to ``SCHEMA_VERSION + 1``, ``+ 2``, … whatever the current version is.
 """
 
 from __future__ import annotations
@@ -33,23 +36,23 @@ class Step:
 
 
 #: Expand-only, like every real step: a column on orders, backfilled from the existing rows.
-GOOD_V11 = Step("_v11_order_channel", '''
-def _v11_order_channel(c: sqlite3.Connection) -> None:
+GOOD_EXPAND = Step("_planted_order_channel", '''
+def _planted_order_channel(c: sqlite3.Connection) -> None:
     """Which channel sold the order (backfilled: everything before this release was the till)."""
     c.execute("ALTER TABLE orders ADD COLUMN channel TEXT")
     c.execute("UPDATE orders SET channel = 'till'")
 ''')
 
 #: Commits on its own (a new table with rows) before the next step fails.
-GOOD_V12 = Step("_v12_order_marks", '''
-def _v12_order_marks(c: sqlite3.Connection) -> None:
+GOOD_COMMITS = Step("_planted_order_marks", '''
+def _planted_order_marks(c: sqlite3.Connection) -> None:
     c.execute("CREATE TABLE order_marks (order_id TEXT PRIMARY KEY REFERENCES orders(order_id), mark TEXT)")
     c.execute("INSERT INTO order_marks SELECT order_id, 'checked' FROM orders")
 ''')
 
 #: The planted failure: a constraint the station's real data violates (every order has a fuel line).
-FAILING_V13 = Step("_v13_one_line_per_kind", '''
-def _v13_one_line_per_kind(c: sqlite3.Connection) -> None:
+FAILING = Step("_planted_one_line_per_kind", '''
+def _planted_one_line_per_kind(c: sqlite3.Connection) -> None:
     c.execute("UPDATE orders SET channel = 'pos'")
     c.execute("CREATE UNIQUE INDEX order_lines_one_per_kind ON order_lines(kind)")
 ''')

@@ -203,7 +203,7 @@ def test_upgrade_db_backs_up_migrates_and_rolls_back(tmp_path: Path) -> None:
         raise RuntimeError("step 99 failed")  # ...then a later one fails
 
     said: list[str] = []
-    assert mod.upgrade(db, backups, "0.1.0-1", migrate_fn=broken, say=said.append) == 10
+    assert mod.upgrade(db, backups, "0.1.0-1", migrate_fn=broken, say=said.append) == mod.EXIT_ROLLED_BACK
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == latest - 1
     assert conn.execute("SELECT value FROM counters").fetchone()[0] == 41
@@ -218,7 +218,7 @@ def test_upgrade_db_backs_up_migrates_and_rolls_back(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     conn.execute(f"PRAGMA user_version = {latest + 1}")
     conn.close()
-    assert mod.upgrade(db, backups, "x", say=said.append) == 12
+    assert mod.upgrade(db, backups, "x", say=said.append) == mod.EXIT_TOO_NEW
 
 
 # ------------------------------------------------------------------ slow: the real thing

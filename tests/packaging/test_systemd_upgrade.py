@@ -4,8 +4,11 @@ One booted container (``tests/packaging/machine.py``: this machine's root as a r
 systemd as PID 1, ``dpkg -i`` with the real maintainer scripts, no ``--root``).  Three packages:
 
 * ``0.1.0-1`` — this tree;
-* ``0.1.1-1`` — this tree + one expand-only migration (v11: a column on orders, backfilled);
-* ``0.1.2-1`` — v11, a v12 step that commits, and a v13 step that fails on the station's real data.
+* ``0.1.1-1`` — this tree + one expand-only migration (vN+1: a column on orders, backfilled);
+* ``0.1.2-1`` — vN+1, a vN+2 step that commits, and a vN+3 step that fails on the station's real data.
+
+N is this tree's ``agent.store.migrations.SCHEMA_VERSION``: the planted steps are appended after the
+shipped ones, so the test follows whatever schema the tree has.
 
 The pump simulator (TCP), the trade-center simulator and Mosquitto run on the host; the container
 shares its network.  Customers fill and a cashier pays through the agent's API (``reliability.traffic``).
@@ -16,8 +19,8 @@ What a field technician relies on, checked here:
    ``forecourt-kiosk`` and it connects to the agent (screenshot ``kiosk-under-systemd.png``);
 2. 0.1.0 → 0.1.1 backs up the database, migrates it and restarts the service on the new program:
    every paid order is still there, byte for byte, and the station sells on;
-3. 0.1.1 → 0.1.2 fails in postinst: the database is restored from the backup (schema v11, every
-   order, no trace of v12), the previous program is put back and the service is running it
+3. 0.1.1 → 0.1.2 fails in postinst: the database is restored from the backup (schema vN+1, every
+   order, no trace of vN+2), the previous program is put back and the service is running it
    (``/health`` says 0.1.1-1) and selling; dpkg reports the package half-configured;
 4. reinstalling 0.1.1-1 (the documented recovery) configures cleanly;
 5. a frozen agent is restarted by the watchdog (drop-in ``WatchdogSec=2``), a killed one by
@@ -40,6 +43,7 @@ from typing import Any
 
 import pytest
 
+from agent.store.migrations import SCHEMA_VERSION
 from drivers.sim.simulator import PumpSimulator
 from reliability.rig import TOKEN, seed_members, station_toml
 from reliability.traffic import Cashier, Customer, OpsLog
@@ -47,7 +51,7 @@ from sync.broker import start_mosquitto, stop_mosquitto
 from sync.center_sim.server import serve_center
 from tests.conftest import free_port
 from tests.packaging import machine
-from tests.packaging.releases import FAILING_V13, GOOD_V11, GOOD_V12, build_release
+from tests.packaging.releases import FAILING, GOOD_COMMITS, GOOD_EXPAND, build_release
 
 why_not = machine.available()
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900),
@@ -57,6 +61,8 @@ UNIT = "forecourt-agent.service"
 DB = "/var/lib/forecourt/forecourt.db"
 DPKG_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 PUMPS = 4
+V0 = SCHEMA_VERSION  #: the schema of this tree (0.1.0); 0.1.1 adds one step
+V1 = SCHEMA_VERSION + 1
 
 
 def wait_until(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -75,8 +81,8 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str, every: float 
 def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("debs")
     return {"0.1.0-1": build_release(out, "0.1.0"),
-            "0.1.1-1": build_release(out, "0.1.1", [GOOD_V11]),
-            "0.1.2-1": build_release(out, "0.1.2", [GOOD_V11, GOOD_V12, FAILING_V13])}
+            "0.1.1-1": build_release(out, "0.1.1", [GOOD_EXPAND]),
+            "0.1.2-1": build_release(out, "0.1.2", [GOOD_EXPAND, GOOD_COMMITS, FAILING])}
 
 
 class Station:
@@ -270,7 +276,7 @@ def test_upgrades_under_systemd_keep_every_order_and_a_failed_migration_keeps_th
     m.run("forecourt", "config", "check", "/etc/forecourt/station.toml")
     m.run("systemctl", "restart", UNIT, timeout=120)  # Type=notify: returns once the agent says READY=1
     h = st.running("0.1.0-1")
-    assert (h["version"], h["schema_version"]) == ("0.1.0", 10)
+    assert (h["version"], h["schema_version"]) == ("0.1.0", V0)
     svc = st.service()
     assert svc["User"] == "forecourt" and svc["WatchdogUSec"] == "30s", svc
     doctor = st.doctor()
@@ -285,13 +291,13 @@ def test_upgrades_under_systemd_keep_every_order_and_a_failed_migration_keeps_th
     journal = m.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat").stdout
     assert "forecourt agent: station SYS01" in journal, journal[-3000:]
 
-    # ---- 2. upgrade to 0.1.1-1: backup, migrate v10 → v11, restart on the new program, every order kept
+    # ---- 2. upgrade to 0.1.1-1: backup, migrate vN → vN+1, restart on the new program, every order kept
     pid_before = st.service()["MainPID"]
     proc = st.dpkg_i(debs["0.1.1-1"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "v10 → v11" in proc.stdout, proc.stdout
+    assert f"v{V0} → v{V1}" in proc.stdout, proc.stdout
     h = st.running("0.1.1-1")
-    assert (h["version"], h["schema_version"]) == ("0.1.1", 11)
+    assert (h["version"], h["schema_version"]) == ("0.1.1", V1)
     assert st.service()["MainPID"] != pid_before
     assert st.orders() == before
     with st.db() as conn:
@@ -302,27 +308,27 @@ def test_upgrades_under_systemd_keep_every_order_and_a_failed_migration_keeps_th
     kept = st.orders()
     assert set(before) < set(kept)
     v_kept, schema_kept = st.schema()
-    assert v_kept == 11
+    assert v_kept == V1
 
-    # ---- 3. 0.1.2-1 with a failing v13: postinst fails, the old database and the old program stay
+    # ---- 3. 0.1.2-1 with a failing vN+3: postinst fails, the old database and the old program stay
     pid_before = st.service()["MainPID"]
     proc = st.dpkg_i(debs["0.1.2-1"])
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "MIGRATION FAILED" in out and "restored" in out, out
     assert st.status() == "install ok half-configured 0.1.2-1"
-    assert st.schema() == (v_kept, schema_kept)  # v11, no order_marks table, no v13 index
+    assert st.schema() == (v_kept, schema_kept)  # vN+1, no order_marks table, no vN+3 index
     assert st.orders() == kept
     assert m.run("readlink", "/opt/forecourt/venv").stdout.strip() == "venvs/0.1.1-1"
     h = st.running("0.1.1-1")
-    assert (h["version"], h["schema_version"]) == ("0.1.1", 11)
+    assert (h["version"], h["schema_version"]) == ("0.1.1", V1)
     assert st.service()["MainPID"] != pid_before  # stopped for the upgrade, started again on 0.1.1
     st.sell(2, seed=3)  # and it still sells
     assert len(st.orders()) > len(kept)
     doctor = st.doctor()
     assert doctor.returncode == 1, doctor.stdout
     assert "[FAIL] package: forecourt 0.1.2-1 is half-configured" in doctor.stdout, doctor.stdout
-    assert "program 0.1.1, package 0.1.1-1, schema v11" in doctor.stdout, doctor.stdout
+    assert f"program 0.1.1, package 0.1.1-1, schema v{V1}" in doctor.stdout, doctor.stdout
 
     # ---- 4. the documented recovery: reinstall the previous package
     proc = st.dpkg_i(debs["0.1.1-1"])

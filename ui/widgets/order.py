@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -40,7 +40,11 @@ def _big(label: W, px: int, bold: bool = True) -> W:
 
 
 class OrderPanel(QFrame):
-    """Lines, member, search by barcode/PLU, amount line, discounts explained, totals, pay."""
+    """Lines, member (lookup, or 注册会员 for a new one), search by barcode/PLU, amount line, discounts
+    explained, totals, pay."""
+
+    #: the cashier asked to register a new member (the text of the member field: a phone, maybe)
+    register_requested = Signal(str)
 
     def __init__(self, checkout: CheckoutController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,8 +69,12 @@ class OrderPanel(QFrame):
         self.member_button.clicked.connect(self._lookup_member)
         self.member_label = QLabel(self)
         self.member_label.setObjectName("member_label")
+        self.register_button = QPushButton(self)
+        self.register_button.setObjectName("member_register_button")
+        self.register_button.clicked.connect(lambda: self.register_requested.emit(self.member_edit.text()))
         member_row.addWidget(self.member_edit, 1)
         member_row.addWidget(self.member_button)
+        member_row.addWidget(self.register_button)
         member_row.addWidget(self.member_label)
         lay.addLayout(member_row)
 
@@ -142,6 +150,7 @@ class OrderPanel(QFrame):
         self.title.setText(tr("order.title"))
         self.member_edit.setPlaceholderText(tr("order.member_hint"))
         self.member_button.setText(tr("order.member"))
+        self.register_button.setText(tr("member.register"))
         self.search_edit.setPlaceholderText(tr("order.search"))
         self.add_button.setText(tr("order.add_item"))
         self.amount_button.setText(tr("order.amount_line"))
