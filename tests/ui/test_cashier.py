@@ -170,6 +170,8 @@ def test_the_cashier_is_told_what_the_agent_did_to_a_pump_on_its_own(qtbot: Any,
     assert fc.expire_authorizations(time.monotonic() + 3600) == [1]
     qtbot.waitUntil(lambda: msg.text() == "1号油机授权后300秒无人加油，授权已取消", timeout=WAIT)
     qtbot.waitUntil(lambda: cashier.board.tile(1).display == "idle", timeout=WAIT)
+    qtbot.waitUntil(lambda: live.api.get("/api/v1/fills", params={"pump_id": 1}).json()[0]["state"] == "zero",
+                    timeout=WAIT)  # settled from the totalizers (no fuel)
 
     sim.pump(2).authorize = lambda *a, **k: False  # acknowledged, never executed
     assert live.api.post("/api/v1/pumps/2/authorize", json={}).status_code == 201
