@@ -92,6 +92,7 @@ class UiSession(QObject):
             self.cashier.show()
         if not self.single_window:
             self.place_customer()
+        self.cashier.activateWindow()  # the keyboard (and the barcode scanner) types into the till
 
     def stop(self) -> None:
         self.api.stop()

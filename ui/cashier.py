@@ -37,6 +37,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -427,20 +428,31 @@ class CashierWindow(QMainWindow):
     def open_prices(self) -> None:
         dlg = self.price_dialog_factory(self.api, self.station.get("grades", []), self.prices, self)
         dlg.applied.connect(self._prices_applied)
-        dlg.open()
+        self._open(dlg)
 
     def open_prepay(self) -> PrepayDialog:
         nozzles = {pid: list(s.get("nozzles") or []) for pid, s in self.board.snapshots.items()}
         prices = {str(k): int(v) for k, v in (self.prices.get("prices_fen") or {}).items()}
         dlg = PrepayDialog(self.co, sorted(self.board.snapshots), self, nozzles=nozzles, prices_fen=prices)
-        dlg.open()
+        self._open(dlg)
         return dlg
 
     def open_refund(self) -> RefundDialog:
         last = self.co.last_paid_order_id or ""
         dlg = RefundDialog(self.co, last, self)
-        dlg.open()
+        self._open(dlg)
         return dlg
+
+    def _open(self, dlg: QDialog) -> None:
+        """Open a dialog; when it closes the keyboard comes back to the till (the scanner types there).
+        Without a window manager (the kiosk) nobody else would hand activation back."""
+        dlg.finished.connect(self._take_keyboard)
+        dlg.open()
+
+    def _take_keyboard(self) -> None:
+        self.activateWindow()
+        if self.on_till and self.side.currentWidget() is self.order_panel:
+            self.order_panel.search_edit.setFocus()
 
     def _prices_applied(self, body: object) -> None:
         if isinstance(body, dict):
@@ -450,7 +462,7 @@ class CashierWindow(QMainWindow):
     def open_reprint(self) -> ReprintDialog:
         dlg = ReprintDialog(self.api, self.co.last_paid_order_id, self)
         dlg.message.connect(self.show_message)
-        dlg.open()
+        self._open(dlg)
         return dlg
 
     def open_member_register(self, phone: str = "") -> MemberRegisterDialog:
@@ -458,12 +470,12 @@ class CashierWindow(QMainWindow):
         dlg = MemberRegisterDialog(self.api, phone, self)
         dlg.registered.connect(self.co.use_member)
         dlg.message.connect(self.show_message)
-        dlg.open()
+        self._open(dlg)
         return dlg
 
     def _pick_item(self, items: object) -> None:
         if isinstance(items, list):
-            ItemPickDialog(self.co, items, self).open()
+            self._open(ItemPickDialog(self.co, items, self))
 
     # ------------------------------------------------------------ pages, login, logout
     def show_till(self) -> None:

@@ -41,8 +41,11 @@ class CustomerDisplay(QWidget):
     """The customer-facing window (second monitor, or a second window)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, Qt.WindowType.Window)
+        super().__init__(parent, Qt.WindowType.Window | Qt.WindowType.WindowDoesNotAcceptFocus)
         self.setObjectName("customer_display")
+        # display only: showing it (on the second screen, or again when a screen is plugged in) must
+        # never take the keyboard from the cashier's window, where the barcode scanner types
+        self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
         self.view = CustomerView(Phase.IDLE, headline=tr("cust.welcome"))
         self.slide = 0
         self.station_name = ""
