@@ -345,6 +345,9 @@ class CashierWindow(QMainWindow):
             self.on_printer(data)
         elif topic == "pump.refused":
             self.show_message(str(data.get("reason", "")), True)
+        elif topic == "order.refunded" and data.get("invoice_no"):
+            self.show_message(tr("refund.invoice", invoice=data["invoice_no"]), True)
+            self._pumps_refresh.start()
         elif topic in ("pump.alert", "pump.authorization_expired", "pump.command_failed", "pump.alarm"):
             self._pump_notice(topic, data)
         elif topic in REFRESH_PUMPS_ON:

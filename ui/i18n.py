@@ -353,6 +353,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "err.agent_down": ("无法连接后台服务，请稍后重试", "The agent is not reachable; try again shortly"),
     "err.pump_locked": ("{pump}号油机已锁定，不能授权", "Pump {pump} is locked and cannot be authorized"),
     "err.pump_offline": ("{pump}号油机离线", "Pump {pump} is offline"),
+    "refund.invoice": ("已退款；该单已开发票 {invoice}，中心将按退款后金额冲红重开",
+                       "Refunded; invoice {invoice} was issued for this order: the center reissues it "
+                       "for the new amount"),
     "alert.authorization_expired": ("{pump}号油机授权后{after}秒无人加油，授权已取消",
                                     "Pump {pump}: nobody fuelled within {after} s; the authorization was cancelled"),
     "alert.authorization_not_taken": ("{pump}号油机未执行授权，已按泵码结算（未加油）",

@@ -70,6 +70,10 @@ class RefundService:
                 rest -= take
         assert rest == 0, "refundable amount and legs disagree"
 
+        inv = self._store.query_one("SELECT invoice_no FROM invoices WHERE order_id = ? AND state = 'issued'",
+                                    (order_id,))
+        invoice_no = str(inv["invoice_no"]) if inv else None  # issued on the old amount: the center reissues it
+
         def tx(db: sqlite_utils.Database) -> bool:
             if request_key is not None and db.execute(
                     "SELECT 1 FROM refunds WHERE order_id = ? AND request_key = ?", [order_id, request_key]).fetchone():
@@ -83,12 +87,13 @@ class RefundService:
                 enqueue(db, event_id=f"refund:{rid}:created", aggregate="order", aggregate_id=order_id,
                         kind="order.refunded", payload={"refund_id": rid, "order_id": order_id,
                                                         "payment_id": leg["payment_id"], "amount_fen": take,
-                                                        "tender": leg["tender"], "reason": reason}, now_ms=now)
+                                                        "tender": leg["tender"], "reason": reason,
+                                                        "invoice_no": invoice_no}, now_ms=now)
             points = self._reverse_points(db, order_id, now) if amount == left else None
             add_audit(db, at_ms=now, actor=actor, action="order.refund", target=f"order:{order_id}",
                       before={"refundable_fen": left},
                       after={"amount_fen": amount, "reason": reason, "approved_by": approved_by,
-                             "refunds": [rid for _, _, rid in plan], "points": points})
+                             "refunds": [rid for _, _, rid in plan], "points": points, "invoice_no": invoice_no})
             return True
 
         if not self._store.write(tx):
@@ -96,7 +101,8 @@ class RefundService:
         for _, _, rid in plan:
             self.execute(rid)
         out = [self.get(rid) for _, _, rid in plan]
-        self.agent.bus.publish("order.refunded", {"order_id": order_id, "amount_fen": amount, "refunds": out})
+        self.agent.bus.publish("order.refunded", {"order_id": order_id, "amount_fen": amount, "refunds": out,
+                                                  "invoice_no": invoice_no})
         return out
 
     @staticmethod

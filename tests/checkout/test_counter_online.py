@@ -196,3 +196,19 @@ def test_member_registration_is_refused_offline_and_bad_input_changes_nothing(sh
     assert _center_calls(shop, "member.register") == 0 and shop.center.state.members == {}
     assert shop.st.agent.store.query("SELECT * FROM members") == []
     assert _audit(shop, "member.register") == []
+
+
+def test_a_refund_after_the_invoice_names_the_invoice_for_the_center_to_reissue(shop: Shop) -> None:
+    order = _paid(shop, 3000)
+    oid = order["order_id"]
+    inv = _invoice(shop, oid).json()
+    r = shop.api.post(f"/api/v1/orders/{oid}/refund", json={"amount_fen": 500, "reason": "多收",
+                                                             "supervisor_id": "s01", "supervisor_pin": "9999"})
+    assert r.status_code == 201, r.text
+    ev = shop.st.wait_event(lambda e: e.topic == "order.refunded" and e.data["order_id"] == oid)
+    assert ev.data["invoice_no"] == inv["invoice_no"]  # the cashier is told; the center reissues it
+    (row,) = shop.st.agent.store.query("SELECT payload FROM outbox WHERE kind = 'order.refunded' AND aggregate_id = ?",
+                                       (oid,))
+    assert f'"invoice_no": "{inv["invoice_no"]}"' in row["payload"]
+    audit = _audit(shop, "order.refund")
+    assert inv["invoice_no"] in audit[-1]["after"]

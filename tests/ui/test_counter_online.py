@@ -144,3 +144,10 @@ def test_register_a_member_then_invoice_the_sale_offline_refused_in_words(
     assert calls(live, "invoice") == 1
     again.reject()
     rdlg.reject()
+
+    # ---- a refund of that order afterwards: the cashier is told the invoice must be reissued
+    r = live.api.post(f"/api/v1/orders/{order['order_id']}/refund",
+                      json={"amount_fen": 50, "reason": "多收", "supervisor_id": "s01", "supervisor_pin": "9999"})
+    assert r.status_code == 201, r.text
+    qtbot.waitUntil(lambda: cashier.message_label.text()
+                    == f"已退款；该单已开发票 {issued['invoice_no']}，中心将按退款后金额冲红重开", timeout=WAIT)
