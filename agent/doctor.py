@@ -98,8 +98,9 @@ def _age(ms: int | None, now_ms: int) -> str:
 
 
 def check_database(path: str, *, now_ms: int | None = None, backlog_warn: int = 1000,
-                   age_warn_s: int = 3600) -> list[CheckResult]:
-    """Integrity, schema version, size (plus WAL) of the database, and the outbox backlog."""
+                   age_warn_s: int = 3600, open_fill_warn_s: int = 1800) -> list[CheckResult]:
+    """Integrity, schema version, size (plus WAL) of the database, the outbox backlog, and fills left
+    open for long (a pump the agent could not settle blocks that pump's next customer)."""
     from agent.store.migrations import SCHEMA_VERSION
 
     p = Path(path)
@@ -119,6 +120,13 @@ def check_database(path: str, *, now_ms: int | None = None, backlog_warn: int = 
                 parked = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'parked'").fetchone()[0]
             except sqlite3.Error:
                 depth, oldest, parked = 0, None, 0
+            try:  # fills still open long after their authorization: a pump the agent cannot settle
+                stuck = conn.execute(
+                    "SELECT pump_id, state, created_at_ms FROM fills WHERE state IN ('authorized', 'fuelling',"
+                    " 'needs_reconciliation') AND created_at_ms < ? ORDER BY created_at_ms",
+                    [now - open_fill_warn_s * 1000]).fetchall()
+            except sqlite3.Error:
+                stuck = []
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -142,6 +150,13 @@ def check_database(path: str, *, now_ms: int | None = None, backlog_warn: int = 
     level = "OK" if parked == 0 and depth < backlog_warn and not old else "WARN"
     out.append(CheckResult("outbox", level, f"{depth} pending, {parked} parked{_age(oldest, now)}",
                            "" if level == "OK" else "check the center connection: `forecourt sync status`"))
+    if stuck:
+        what = ", ".join(f"pump {r[0]} {r[1]} for {(now - int(r[2])) // 60_000} min" for r in stuck[:5])
+        out.append(CheckResult("open fills", "WARN", f"{len(stuck)} open for over {open_fill_warn_s // 60} min: {what}",
+                               "check those pumps answer (doctor's pump lines); the agent settles each from the "
+                               "meters once its pump is idle and answering"))
+    else:
+        out.append(CheckResult("open fills", "OK", "none left open"))
     return out
 
 

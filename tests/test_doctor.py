@@ -98,7 +98,8 @@ def test_database_schema_and_outbox_findings(tmp_path: Path) -> None:
 
     db = tmp_path / "f.db"
     Store(db).close()
-    assert [r.level for r in doctor.check_database(str(db))] == ["OK", "OK"]
+    assert [(r.name, r.level) for r in doctor.check_database(str(db))] == [
+        ("database", "OK"), ("outbox", "OK"), ("open fills", "OK")]
     conn = sqlite3.connect(db)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
@@ -110,6 +111,24 @@ def test_database_schema_and_outbox_findings(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     assert doctor.check_database(str(db))[0].level == "WARN"
+
+
+def test_a_fill_left_open_for_long_is_a_warning_naming_the_pump(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    Store(db).close()
+    now = 1_800_000_000_000
+    conn = sqlite3.connect(db)
+    for fid, pump, state, age_min in (("f1", 3, "authorized", 95), ("f2", 5, "needs_reconciliation", 40),
+                                      ("f3", 6, "fuelling", 2), ("f4", 7, "paid", 300)):
+        conn.execute("INSERT INTO fills(fill_id, pump_id, state, created_at_ms) VALUES (?, ?, ?, ?)",
+                     (fid, pump, state, now - age_min * 60_000))
+    conn.commit()
+    conn.close()
+    (fills,) = [r for r in doctor.check_database(str(db), now_ms=now) if r.name == "open fills"]
+    assert fills.level == "WARN"
+    assert fills.message == ("2 open for over 30 min: pump 3 authorized for 95 min, "
+                             "pump 5 needs_reconciliation for 40 min")
+    assert "meters" in fills.action
 
 
 def test_a_crashing_probe_is_a_fail_line_not_a_crash(tmp_path: Path) -> None:
