@@ -87,6 +87,9 @@ def to_csv(report: dict[str, Any]) -> str:
     for m in report["meter"]:
         w.writerow({"section": "meter", "key": m["nozzle"], "value": m["grade"], "meter_ml": m["meter_ml"],
                     "sold_ml": m["sold_ml"], "test_ml": m["test_ml"], "variance_ml": m["variance_ml"]})
+    inv = report.get("invoices") or {}
+    if inv.get("count"):
+        w.writerow({"section": "invoice", "key": "issued", "count": inv["count"], "amount_fen": inv["amount_fen"]})
     t = report["totals"]
     w.writerow({"section": "total", "key": "sales", "count": report["orders"]["count"],
                 "volume_ml": report["fuel"]["volume_ml"], "amount_fen": t["paid_fen"],
@@ -114,7 +117,11 @@ def receipt_lines(report: dict[str, Any], width: int = 32) -> list[str]:
     lines += ["-" * width, row("订单 orders", str(report["orders"]["count"])),
               row("优惠 discounts", format_fen(report["discounts"]["total_fen"])),
               row("退款 refunds", format_fen(report["totals"]["refunded_fen"])),
-              row("实收 net", format_fen(report["totals"]["net_fen"])), "-" * width]
+              row("实收 net", format_fen(report["totals"]["net_fen"]))]
+    inv = report.get("invoices") or {}
+    if inv.get("count"):
+        lines.append(row(f"发票 invoices {inv['count']}", format_fen(int(inv["amount_fen"]))))
+    lines.append("-" * width)
     lines += [row(f"{g['grade']}# {format_ml(g['volume_ml'])}L", format_fen(g["amount_fen"]))
               for g in report["by_grade"]]
     lines.append("-" * width)
@@ -228,6 +235,9 @@ def to_pdf(report: dict[str, Any]) -> bytes:
                ["实收 net", y(report["totals"]["net_fen"])], ["油品 fuel L", format_ml(report["fuel"]["volume_ml"])],
                ["迟到订单 late", f"{report['late']['count']} / {y(report['late']['payable_fen'])}"],
                ["表差 meter variance L", format_ml(report["meter_variance_ml"])]]
+    inv = report.get("invoices") or {}
+    if inv.get("count"):
+        summary.append([f"发票 invoices ({inv['count']})", y(int(inv["amount_fen"]))])
     if "cash" in report:
         c = report["cash"]
         summary += [["应有现金 cash expected", y(c["expected_fen"])],

@@ -68,6 +68,9 @@ def figures(db: sqlite_utils.Database, *, orders_where: str, orders_params: list
     refunds = _rows(db, "SELECT r.refund_id, r.order_id, r.tender, r.amount_fen, r.reason, r.state, r.actor,"  # noqa: S608
                         " (SELECT o.cashier FROM orders o WHERE o.order_id = r.order_id) AS cashier,"
                         f" r.created_at_ms FROM refunds r WHERE {rw} ORDER BY r.created_at_ms", refunds_params)
+    invoices = _rows(db, "SELECT COUNT(*) AS count, COALESCE(SUM(i.amount_fen), 0) AS amount_fen"  # noqa: S608
+                         f" FROM invoices i JOIN orders o ON o.order_id = i.order_id WHERE i.state = 'issued'"
+                         f" AND {ow}", orders_params)[0]
     shop = _rows(db, "SELECT COUNT(*) AS lines, COALESCE(SUM(l.quantity), 0) AS quantity,"  # noqa: S608
                      " COALESCE(SUM(l.amount_fen), 0) AS amount_fen, COALESCE(SUM(l.discount_fen), 0) AS discount_fen"
                      f" FROM order_lines l JOIN orders o ON o.order_id = l.order_id WHERE l.kind = 'item' AND {ow}",
@@ -143,6 +146,8 @@ def figures(db: sqlite_utils.Database, *, orders_where: str, orders_params: list
         "by_cashier": [{"cashier": k, **v} for k, v in sorted(by_cashier.items())],
         "by_hour": [{"hour": h, **v} for h, v in hours.items()],
         "shop": {k: int(v) for k, v in shop.items()},
+        #: invoices the center issued for these orders (开发票), and what they cover
+        "invoices": {"count": int(invoices["count"]), "amount_fen": int(invoices["amount_fen"])},
         "refunds": {"count": len(refunds), "amount_fen": refunded,
                     "pending_fen": sum(int(r["amount_fen"]) for r in refunds if r["state"] == "pending"),
                     "by_reason": [{"reason": k, **v} for k, v in sorted(by_reason.items())],

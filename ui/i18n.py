@@ -310,6 +310,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "rep.sold_ml": ("销售升数", "Sold"),
     "rep.test_ml": ("自检", "Tests"),
     "rep.variance": ("差异", "Variance"),
+    "rep.invoices": ("已开发票（{n} 张）", "Invoices issued ({n})"),
     "rep.forced": ("强制班结", "Forced close"),
     "rep.forced_by": ("操作人", "By"),
     "rep.forced_reason": ("原因", "Reason"),

@@ -161,6 +161,9 @@ def report_sections(report: dict[str, Any], grade_names: dict[str, str] | None =
         (tr("rep.refunds"), money(int(refunds.get("amount_fen") or 0))),
         (tr("rep.net"), money(int(totals.get("net_fen") or 0))),
     ]
+    inv = report.get("invoices") or {}
+    if inv.get("count"):
+        summary.append((tr("rep.invoices", n=int(inv["count"])), money(int(inv.get("amount_fen") or 0))))
     out.append(Section(tr("rep.summary"), (tr("rep.item"), tr("rep.value")), tuple(summary), (False, True)))
     if report.get("by_grade"):
         out.append(Section(tr("rep.by_grade"), (tr("rep.grade"), tr("rep.fills"), tr("rep.volume"),

@@ -212,3 +212,21 @@ def test_a_refund_after_the_invoice_names_the_invoice_for_the_center_to_reissue(
     assert f'"invoice_no": "{inv["invoice_no"]}"' in row["payload"]
     audit = _audit(shop, "order.refund")
     assert inv["invoice_no"] in audit[-1]["after"]
+
+
+def test_the_shift_report_counts_the_invoices_issued(shop: Shop) -> None:
+    from agent.manager import ManagerService
+
+    mgr = ManagerService(shop.st.agent)
+    shift = mgr.shifts.open(scope="station", cashier=None, actor="m01", float_fen=0)
+    a, b = _paid(shop, 1200)["order_id"], _paid(shop, 800)["order_id"]
+    _paid(shop, 500)  # no invoice asked
+    for oid in (a, b):
+        assert _invoice(shop, oid).status_code == 201
+    report = mgr.shifts.close(shift["shift_id"], actor="m01", declared_cash_fen=None)
+    assert report["invoices"] == {"count": 2, "amount_fen": 2000}
+    assert report["orders"]["count"] == 3
+    from agent.report_export import receipt_lines, to_csv
+
+    assert any(line.startswith("发票 invoices 2") and line.endswith("20.00") for line in receipt_lines(report, 32))
+    assert "invoice,issued,,2," in to_csv(report)
