@@ -383,11 +383,12 @@ class CheckoutService:
 
     # ------------------------------------------------------------ order editing
     def add_fuel(self, order_id: str, fill_id: str) -> dict[str, Any]:
-        def tx(db: sqlite_utils.Database) -> None:
-            self._require_open(db, order_id)
+        def tx(db: sqlite_utils.Database) -> tuple[str, str] | None:
+            released = self._require_open(db, order_id)
             self._claim_fill(db, order_id, fill_id)
+            return released
 
-        self._store.write(tx)
+        self._release_remote(self._store.write(tx))
         return self.reprice(order_id)
 
     def _claim_fill(self, db: sqlite_utils.Database, order_id: str, fill_id: str) -> None:
@@ -422,21 +423,22 @@ class CheckoutService:
         if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 9999:
             raise InvalidRequest("quantity: expected 1..9999", code="bad_quantity")
 
-        def tx(db: sqlite_utils.Database) -> None:
-            self._require_open(db, order_id)
+        def tx(db: sqlite_utils.Database) -> tuple[str, str] | None:
+            released = self._require_open(db, order_id)
             line_no = db.execute("SELECT COALESCE(MAX(line_no), 0) + 1 FROM order_lines WHERE order_id = ?",
                                  [order_id]).fetchone()[0]
             db.execute("INSERT INTO order_lines(order_id, line_no, kind, name, sku, quantity, unit_price_fen,"
                        " amount_fen) VALUES (?, ?, 'item', ?, ?, ?, ?, ?)",
                        [order_id, line_no, item["name"], item["sku"], quantity, int(item["price_fen"]),
                         int(item["price_fen"]) * quantity])
+            return released
 
-        self._store.write(tx)
+        self._release_remote(self._store.write(tx))
         return self.reprice(order_id)
 
     def remove_line(self, order_id: str, line_no: int) -> dict[str, Any]:
-        def tx(db: sqlite_utils.Database) -> None:
-            self._require_open(db, order_id)
+        def tx(db: sqlite_utils.Database) -> tuple[str, str] | None:
+            released = self._require_open(db, order_id)
             row = db.execute("SELECT fill_id FROM order_lines WHERE order_id = ? AND line_no = ?",
                              [order_id, line_no]).fetchone()
             if row is None:
@@ -446,61 +448,61 @@ class CheckoutService:
             db.execute("DELETE FROM order_lines WHERE order_id = ? AND line_no = ?", [order_id, line_no])
             if row[0]:
                 db.execute("UPDATE fills SET state = 'finished', order_id = NULL WHERE fill_id = ?", [row[0]])
+            return released
 
-        self._store.write(tx)
+        self._release_remote(self._store.write(tx))
         return self.reprice(order_id)
 
     def set_member(self, order_id: str, member_id: str | None) -> dict[str, Any]:
         if member_id is not None:
             self.member(member_id)
 
-        def tx(db: sqlite_utils.Database) -> None:
-            self._require_open(db, order_id)
+        def tx(db: sqlite_utils.Database) -> tuple[str, str] | None:
+            released = self._require_open(db, order_id)
             db.execute("UPDATE orders SET member_id = ? WHERE order_id = ?", [member_id, order_id])
+            return released
 
-        self._store.write(tx)
+        self._release_remote(self._store.write(tx))
         return self.reprice(order_id)
 
     def set_preferences(self, order_id: str, *, coupon_id: str | None = None, no_coupon: bool = False,
                         points: int = 0) -> dict[str, Any]:
-        """Coupon / points chosen (also on the payment page): a frozen quote is voided and its coupon lock
-        and points hold are given back, so the next ``confirm`` freezes the new quote."""
-
-        def tx(db: sqlite_utils.Database) -> tuple[str, str] | None:
-            frozen = db.execute("SELECT quote_id, detail FROM quotes WHERE order_id = ? AND state = 'frozen'",
-                                [order_id]).fetchone()
-            self._require_open(db, order_id)  # refuses a closed/paid order or a running payment; voids the quote
-            if frozen is None:
-                return None
-            db.execute("UPDATE points_holds SET state = 'released' WHERE order_id = ? AND state = 'held'", [order_id])
-            locked = json.loads(frozen[1]).get("coupon_id")
-            if not locked:
-                return None
-            db.execute("UPDATE coupons SET state = 'available', locked_by_order = NULL WHERE coupon_id = ?"
-                       " AND locked_by_order = ? AND state = 'locked'", [locked, order_id])
-            return str(locked), str(frozen[0])
-
-        released = self._store.write(tx)
-        if released is not None:
-            self._release_coupon(*released)
+        """Coupon / points chosen (also on the payment page): like any edit after confirmation, a frozen
+        quote is voided and its coupon lock and points hold are given back (``_require_open``), so the
+        next ``confirm`` freezes the new quote."""
+        self._release_remote(self._store.write(lambda db: self._require_open(db, order_id)))
         return self.reprice(order_id, coupon_id=coupon_id, use_coupon=not no_coupon, points=points)
 
     @staticmethod
-    def _require_open(db: sqlite_utils.Database, order_id: str) -> None:
+    def _require_open(db: sqlite_utils.Database, order_id: str) -> tuple[str, str] | None:
+        """Inside a transaction: the order may still be edited.  An edit after confirmation voids the
+        frozen quote and gives back its points hold and coupon lock here; returns ``(coupon, quote id)``
+        for the caller to release at the center after the commit (``_release_remote``), else None."""
         row = db.execute("SELECT state FROM orders WHERE order_id = ?", [order_id]).fetchone()
         if row is None:
             raise NotFound(f"no order {order_id}", order_id=order_id)
         if row[0] != "init":
             raise Conflict(f"order {order_id} is {row[0]}", code="order_not_open", state=row[0])
-        frozen = db.execute("SELECT quote_id FROM quotes WHERE order_id = ? AND state = 'frozen'",
+        frozen = db.execute("SELECT quote_id, detail FROM quotes WHERE order_id = ? AND state = 'frozen'",
                             [order_id]).fetchone()
         running = db.execute("SELECT saga_id FROM payment_sagas WHERE order_id = ? AND state IN"
                              " ('running', 'compensating')", [order_id]).fetchone()
         if running is not None:
             raise Conflict("a payment is in progress for this order", code="payment_in_progress")
-        if frozen is not None:
-            # an edit after confirmation voids the frozen quote (and its locks are released)
-            db.execute("UPDATE quotes SET state = 'released' WHERE quote_id = ?", [frozen[0]])
+        if frozen is None:
+            return None
+        db.execute("UPDATE quotes SET state = 'released' WHERE quote_id = ?", [frozen[0]])
+        db.execute("UPDATE points_holds SET state = 'released' WHERE order_id = ? AND state = 'held'", [order_id])
+        locked = json.loads(frozen[1]).get("coupon_id")
+        if not locked:
+            return None
+        db.execute("UPDATE coupons SET state = 'available', locked_by_order = NULL WHERE coupon_id = ?"
+                   " AND locked_by_order = ? AND state = 'locked'", [locked, order_id])
+        return str(locked), str(frozen[0])
+
+    def _release_remote(self, released: tuple[str, str] | None) -> None:
+        if released is not None:
+            self._release_coupon(*released)
 
     # ------------------------------------------------------------ quote
     def compute(self, order_id: str, *, coupon_id: str | None = None, use_coupon: bool = True,
@@ -586,8 +588,8 @@ class CheckoutService:
         now = self.agent.clock.now_ms()
         expires = now + self._cfg.checkout.quote_ttl_s * 1000
 
-        def tx(db: sqlite_utils.Database) -> None:
-            self._require_open(db, order_id)
+        def tx(db: sqlite_utils.Database) -> tuple[str, str] | None:
+            released = self._require_open(db, order_id)  # an expired frozen quote, voided with its locks
             self._store_quote(db, order_id, quote, prefs)
             db.execute("INSERT INTO quotes(quote_id, order_id, payable_fen, detail, state, expires_at_ms,"
                        " created_at_ms) VALUES (?, ?, ?, ?, 'frozen', ?, ?)",
@@ -600,13 +602,16 @@ class CheckoutService:
                 db.execute("INSERT INTO points_holds(order_id, member_id, points, state) VALUES (?, ?, ?, 'held')"
                            " ON CONFLICT(order_id) DO UPDATE SET points = excluded.points, state = 'held'",
                            [order_id, order["member_id"], quote.points_used])
+            # the same coupon was locked again for the new quote just now: not released
+            return None if released is None or released[0] == quote.coupon_id else released
 
         try:
-            self._store.write(tx)
+            released = self._store.write(tx)
         except Exception:
             if quote.coupon_id is not None and self.gateway is not None:
                 self._release_coupon(quote.coupon_id, quote_id)
             raise
+        self._release_remote(released)
         row = self._store.query_one("SELECT * FROM quotes WHERE quote_id = ?", (quote_id,))
         assert row is not None
         self.agent.bus.publish("order.confirmed", {"order_id": order_id, **_quote_row(row)})

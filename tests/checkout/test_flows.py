@@ -310,6 +310,36 @@ def test_a_coupon_or_points_chosen_after_confirm_voids_the_frozen_quote_and_its_
     assert r.status_code == 409 and r.json()["error"]["code"] == "order_not_open"
 
 
+def test_any_edit_after_confirm_gives_back_the_coupon_lock_and_the_points_hold(shop: Shop) -> None:
+    """The customer adds a bottle of water on the payment page: the frozen quote is void, so is its coupon
+    lock at the center and its points hold; confirming again locks the coupon again and charges the new
+    total (before, the edit left the coupon locked and the points held by a dead quote)."""
+    shop.member()
+    shop.coupon("cp-5", value=500)
+    fill = shop.fill(1, min_ml=5000)
+    shop.lookup()
+    order = _order(shop, [{"kind": "fuel", "fill_id": fill["fill_id"]}], member_id="m1")
+    oid = order["order_id"]
+    assert shop.api.post(f"/api/v1/orders/{oid}/preferences", json={"points": 200}).status_code == 200
+    first = _confirm(shop, oid)
+    assert (first["detail"]["coupon_id"], first["detail"]["points_used"]) == ("cp-5", 200)
+    assert shop.center.state.coupons["cp-5"]["state"] == "locked"
+    assert shop.checkout.member("m1")["points_available"] == 3000 - 200
+    r = shop.api.post(f"/api/v1/orders/{oid}/lines", json={"kind": "item", "sku": "101"})
+    assert r.status_code == 200, r.text
+    assert shop.center.state.coupons["cp-5"]["state"] == "available"
+    assert shop.checkout.member("m1")["points_available"] == 3000
+    second = _confirm(shop, oid)
+    assert second["quote_id"] != first["quote_id"]
+    assert second["payable_fen"] == r.json()["quote"]["payable_fen"] > first["payable_fen"]  # what was shown
+    assert shop.center.state.coupons["cp-5"]["state"] == "locked"
+    assert second["detail"]["points_used"] == 0  # an edit re-quotes from scratch: points are asked again
+    assert shop.checkout.member("m1")["points_available"] == 3000
+    assert _pay(shop, oid, second["quote_id"],
+                [{"tender": "cash", "amount_fen": second["payable_fen"]}])["state"] == "paid"
+    assert shop.center.state.coupons["cp-5"]["state"] == "used"
+
+
 def test_cashier_login_and_roles(shop: Shop) -> None:
     r = shop.api.post("/api/v1/session/login", json={"cashier_id": "c01", "pin": "1234"})
     token = r.json()["token"]
