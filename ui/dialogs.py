@@ -44,7 +44,7 @@ from ui.i18n import error_text, tr
 from ui.viewmodels import money
 
 __all__ = ["InvoiceDialog", "ItemPickDialog", "MemberRegisterDialog", "PrepayDialog", "PriceDialog", "RefundDialog",
-           "ReprintDialog", "parse_litres"]
+           "ReprintDialog", "litres_ml", "parse_litres"]
 
 ERROR_STYLE = "color: #B71C1C; font-weight: bold;"
 OK_STYLE = "color: #1B5E20; font-weight: bold; font-size: 16px;"
@@ -66,13 +66,18 @@ def _refusal(err: ApiError, offline_key: str) -> str:
     return error_text(err.code, err.message, **err.details)
 
 
+def litres_ml(text: str) -> int:
+    """Litres as typed (``"20"``, ``"12.5"``, at most 3 decimals) to mL, 0 included; ``ValueError`` else."""
+    whole, _, frac = text.strip().partition(".")
+    if not whole.isdigit() or (frac and not frac.isdigit()) or len(frac) > 3:
+        raise ValueError(text)
+    return int(whole) * 1000 + int((frac + "000")[:3])
+
+
 def parse_litres(text: str) -> int:
     """Litres typed by the cashier (``"20"``, ``"12.5"``) to mL; ``ValueError`` if not a positive volume."""
     try:
-        whole, _, frac = text.strip().partition(".")
-        if not whole.isdigit() or (frac and not frac.isdigit()) or len(frac) > 3:
-            raise ValueError(text)
-        ml = int(whole) * 1000 + int((frac + "000")[:3])
+        ml = litres_ml(text)
     except ValueError as exc:
         raise ValueError("bad_volume") from exc
     if ml <= 0:

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.client import ApiClient, ApiError
+from ui.dialogs import litres_ml
 from ui.i18n import error_text, tr
 from ui.managermodels import CashierSession, blocker_lines, report_sections, sections_html
 from ui.viewmodels import money, parse_amount
@@ -69,11 +70,12 @@ def meter_text(ml: int | None) -> str:
 
 
 def parse_meter(text: str) -> int:
-    """A totalizer typed in litres (``"123456.78"``) to mL; ``ValueError`` if not a number >= 0."""
-    whole, _, frac = text.strip().replace(",", "").partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()) or len(frac) > 3 or len(whole) > 10:
+    """A totalizer typed in litres (``"123456.78"``, thousands commas allowed) to mL; ``ValueError`` if
+    not a number >= 0 of at most 10 whole digits."""
+    plain = text.strip().replace(",", "")
+    if len(plain.partition(".")[0]) > 10:
         raise ValueError(text)
-    return int(whole) * 1000 + int((frac + "000")[:3])
+    return litres_ml(plain)
 
 
 class ForceCloseDialog(QDialog):
