@@ -251,7 +251,7 @@ class Forecourt:
                     since = max(view.authorized_at, view.idle_since, view.settle_tried_at or 0.0)
                 if now - since >= AUTHORIZE_TAKE_S:
                     due.append((view, view.fill_id, view.fill_seen_busy, view.alerted_fill != view.fill_id))
-                    view.settle_tried_at, view.alerted_fill, view.recovering = now, view.fill_id, None
+                    view.settle_tried_at, view.alerted_fill = now, view.fill_id
         for view, fill_id, seen_busy, first in due:
             code = "fill_not_reported" if seen_busy else "authorization_not_taken"
             log.warning("pump %s: idle %.0f s with fill %s open (%s); settling from the totalizers",
